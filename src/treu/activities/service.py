@@ -1,0 +1,934 @@
+"""Use cases for activities: purchases, returns, custom actions, receipt claims, simulation.
+
+Every activity is written once. Sending the same external id again is a no-op that returns the
+first result (``replayed=True``), whether the retry arrives later or at the same moment: the
+member lock serialises a member's activities, and the insert itself is ``ON CONFLICT DO NOTHING``
+against the unique (programme, type, external id) for activities without a member.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import bindparam, case, func, insert, select, update
+
+from treu.activities.model import (
+    ActionIn,
+    Basket,
+    PurchaseIn,
+    ReturnIn,
+    build_basket,
+    returned_per_line,
+)
+from treu.activities.tables import activities, awards
+from treu.errors import ErrorCode, InvalidInput, NotFound, Rejected
+from treu.ids import new_id
+from treu.ledger import postings
+from treu.ledger.model import activates_at, expires_at
+from treu.members.model import MemberStatus
+from treu.members.service import (
+    LockedMember,
+    resolve_member_for_write,
+    resolve_member_id,
+    resolve_member_ids,
+)
+from treu.members.tables import members
+from treu.programmes.model import Programme
+from treu.programmes.service import load_programme, load_revision, store_ids
+from treu.programmes.tables import rule_budgets
+from treu.rules.model import Award, EarnContext, MemberFacts, Period, evaluate
+from treu.storage.locks import lock_members
+from treu.storage.sql import insert_or_skip
+from treu.storage.types import UTCDateTime
+from treu.storage.uow import Event, UnitOfWork
+
+# A till's clock may run a little ahead; anything further in the future is a mistake.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class AwardLine:
+    rule_key: str
+    points: int
+    explanation: str
+
+
+@dataclass(frozen=True)
+class ActivityResult:
+    activity_id: str
+    type: str
+    external_id: str
+    member_id: str | None
+    points: int
+    awards: list[AwardLine] = field(default_factory=list)
+    replayed: bool = False
+    pending: bool = False
+    forgiven: int = 0
+
+
+def record_purchase(
+    uow: UnitOfWork, *, programme_id: str, purchase: PurchaseIn, member: str | None = None
+) -> ActivityResult:
+    """Record a purchase, by a member (``member``: id or ``kind:value``) or by a guest."""
+    now = uow.now()
+    occurred = _occurred(purchase.occurred_at, now)
+    programme = load_programme(uow, programme_id, at=occurred)
+    locked = _locked_member(uow, programme_id, member)
+    member_id = locked.id if locked else None
+    facts = (locked.first_purchase_at is None, locked.attributes) if locked else None
+    result = _record_purchase(uow, programme, purchase, member_id, occurred, facts)
+    if result is None:  # the same purchase committed a moment ago by a concurrent request
+        uow.rollback()
+        return _replay(uow, programme_id, "purchase", purchase.external_id) or _gone(
+            purchase.external_id
+        )
+    if not result.replayed:
+        uow.commit()
+    return result
+
+
+def record_purchases(
+    uow: UnitOfWork, *, programme_id: str, items: Sequence[tuple[str | None, PurchaseIn]]
+) -> list[ActivityResult]:
+    """Record many purchases in one transaction (bulk import): ``items`` are (member, purchase)
+    pairs as :func:`record_purchase` takes them, results come back in the same order.
+
+    Each purchase is recorded exactly as :func:`record_purchase` would, one after the other, and
+    sees the ones before it (first purchase, caps, budgets); a purchase sent twice, within the
+    batch or earlier, is a replay. All or nothing: a purchase that is rejected (unknown or
+    blocked member, unknown store, a time in the future) rolls the whole batch back and raises,
+    with a note naming the item. The members are locked up front, in id order, like every
+    multi-member lock.
+    """
+    now = uow.now()
+    references = [reference for reference, _ in items if reference is not None]
+    member_ids = resolve_member_ids(uow, programme_id=programme_id, references=references)
+    occurred: list[datetime] = []
+    for index, (reference, purchase) in enumerate(items):
+        with _naming_item(index, purchase):
+            occurred.append(_occurred(purchase.occurred_at, now))
+            if reference is not None and reference not in member_ids:
+                # raises why the reference names no member (or finds one enrolled just now)
+                member_ids[reference] = resolve_member_id(
+                    uow, programme_id=programme_id, reference=reference
+                )
+    lock_members(uow, *member_ids.values())
+    statuses = _statuses(uow, list(member_ids.values()))
+    results: list[ActivityResult] = []
+    for index, ((reference, purchase), at) in enumerate(zip(items, occurred, strict=True)):
+        with _naming_item(index, purchase):
+            programme = load_programme(uow, programme_id, at=at)
+            member_id = None
+            if reference is not None:
+                member_id = member_ids[reference]
+                _require_active(member_id, statuses[member_id])
+            result = _record_purchase(uow, programme, purchase, member_id, at)
+            if result is None:
+                # A concurrent request committed this purchase after the replay check; nothing
+                # of it was written here, and a new statement sees the committed row.
+                result = _replay(uow, programme_id, "purchase", purchase.external_id) or _gone(
+                    purchase.external_id
+                )
+        results.append(result)
+    uow.commit()
+    return results
+
+
+@contextmanager
+def _naming_item(index: int, purchase: PurchaseIn) -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        exc.add_note(f"record_purchases: item {index}, external id {purchase.external_id!r}")
+        raise
+
+
+def _record_purchase(
+    uow: UnitOfWork,
+    programme: Programme,
+    purchase: PurchaseIn,
+    member_id: str | None,
+    occurred: datetime,
+    facts: tuple[bool, dict[str, Any]] | None = None,
+) -> ActivityResult | None:
+    """Record one purchase of a locked, active member (or a guest) without committing.
+
+    ``facts``: the member's (first purchase pending, attributes) if just read under the lock,
+    None to read them here. Returns the earlier result (``replayed``) for a purchase already
+    recorded, and None if a concurrent transaction committed the same purchase after the replay
+    check (nothing written).
+    """
+    replay = _replay(uow, programme.id, "purchase", purchase.external_id)
+    if replay:
+        return replay
+    basket = build_basket(purchase, programme.currency, programme.document.earning_base)
+    store_id = _store_id(uow, programme.id, purchase.store)
+    first, attributes = False, None
+    if member_id is not None:
+        first, attributes = facts or _member_facts(uow, member_id)
+    activity_id = _insert_activity(
+        uow,
+        programme,
+        type="purchase",
+        external_id=purchase.external_id,
+        member_id=member_id,
+        store_id=store_id,
+        channel=purchase.channel,
+        occurred_at=occurred,
+        basket=basket,
+        first_purchase=first,
+        payload=purchase.model_dump(mode="json"),
+    )
+    if activity_id is None:
+        return None
+    result = ActivityResult(activity_id, "purchase", purchase.external_id, member_id, 0)
+    if member_id is not None:
+        ctx = _context(
+            uow,
+            programme,
+            member_id,
+            occurred,
+            first,
+            basket=basket,
+            channel=purchase.channel,
+            store=purchase.store,
+            attributes=attributes,
+        )
+        result = _earn(uow, programme, member_id, activity_id, ctx, occurred, result)
+        _touch_member(uow, member_id, occurred, purchase=True)
+    uow.publish(
+        Event(
+            programme.tenant_id,
+            "activity.recorded",
+            {"activity_id": activity_id, "type": "purchase", "member_id": member_id},
+        )
+    )
+    return result
+
+
+def record_action(
+    uow: UnitOfWork, *, programme_id: str, member: str, action: ActionIn
+) -> ActivityResult:
+    """Record a custom action (review, check-in, birthday, ...) and award its points."""
+    now = uow.now()
+    occurred = _occurred(action.occurred_at, now)
+    programme = load_programme(uow, programme_id, at=occurred)
+    member_id = _member_for_write(uow, programme_id, member)
+    assert member_id is not None
+    replay = _replay(uow, programme_id, "action", action.external_id)
+    if replay:
+        return replay
+    activity_id = _insert_activity(
+        uow,
+        programme,
+        type="action",
+        external_id=action.external_id,
+        member_id=member_id,
+        store_id=_store_id(uow, programme_id, action.store),
+        channel=action.channel,
+        occurred_at=occurred,
+        basket=None,
+        first_purchase=False,
+        payload=action.model_dump(mode="json"),
+        action_type=action.type,
+    )
+    if activity_id is None:
+        uow.rollback()
+        return _replay(uow, programme_id, "action", action.external_id) or _gone(action.external_id)
+    ctx = _context(
+        uow,
+        programme,
+        member_id,
+        occurred,
+        False,
+        action_type=action.type,
+        channel=action.channel,
+        store=action.store,
+    )
+    result = _earn(
+        uow,
+        programme,
+        member_id,
+        activity_id,
+        ctx,
+        occurred,
+        ActivityResult(activity_id, "action", action.external_id, member_id, 0),
+    )
+    _touch_member(uow, member_id, occurred, purchase=False)
+    uow.publish(
+        Event(
+            programme.tenant_id,
+            "activity.recorded",
+            {"activity_id": activity_id, "type": "action", "member_id": member_id},
+        )
+    )
+    uow.commit()
+    return result
+
+
+def record_return(uow: UnitOfWork, *, programme_id: str, ret: ReturnIn) -> ActivityResult:
+    """Record a full or partial return and take back the points the purchase no longer earns.
+
+    The purchase's points are recomputed under the rules it was earned with, on what is left of
+    the basket; each rule gives back the difference (never more than it gave). How much of that
+    the member actually loses follows the programme's return policy.
+    """
+    now = uow.now()
+    occurred = _occurred(ret.occurred_at, now)
+    purchase = uow.conn.execute(
+        select(activities).where(
+            activities.c.programme_id == programme_id,
+            activities.c.type == "purchase",
+            activities.c.external_id == ret.purchase_external_id,
+        )
+    ).first()
+    if purchase is None:
+        raise NotFound(ErrorCode.PURCHASE_NOT_FOUND, f"no purchase {ret.purchase_external_id!r}")
+    member_id = purchase.member_id
+    if member_id:
+        lock_members(uow, member_id)
+    replay = _replay(uow, programme_id, "return", ret.external_id)
+    if replay:
+        return replay
+    programme = load_revision(uow, purchase.revision_id)
+    basket = _stored_basket(purchase.payload, programme)
+    earlier = uow.conn.execute(
+        select(activities.c.payload).where(
+            activities.c.purchase_id == purchase.id, activities.c.type == "return"
+        )
+    ).all()
+    already = [0] * len(basket.lines)
+    for (payload,) in earlier:
+        for i, amount in enumerate(payload["returned_minor"]):
+            already[i] += amount
+    back = returned_per_line(basket, already, ret, programme.currency)
+    payload = {**ret.model_dump(mode="json"), "returned_minor": back}
+    activity_id = _insert_activity(
+        uow,
+        programme,
+        type="return",
+        external_id=ret.external_id,
+        member_id=member_id,
+        store_id=purchase.store_id,
+        channel=purchase.channel,
+        occurred_at=occurred,
+        basket=None,
+        first_purchase=False,
+        payload=payload,
+        purchase_id=purchase.id,
+        paid_minor=sum(back),
+    )
+    if activity_id is None:
+        uow.rollback()
+        return _replay(uow, programme_id, "return", ret.external_id) or _gone(ret.external_id)
+    result = ActivityResult(activity_id, "return", ret.external_id, member_id, 0)
+    if member_id:
+        net = basket.after_returns([a + b for a, b in zip(already, back, strict=True)])
+        result = _reverse(uow, programme, purchase, net, activity_id, occurred, result)
+        _touch_member(uow, member_id, occurred, purchase=False)
+    uow.publish(
+        Event(
+            programme.tenant_id,
+            "activity.recorded",
+            {"activity_id": activity_id, "type": "return", "member_id": member_id},
+        )
+    )
+    uow.commit()
+    return result
+
+
+def claim_purchase(
+    uow: UnitOfWork, *, programme_id: str, member: str, external_id: str
+) -> ActivityResult:
+    """A member claims a purchase recorded without them (the receipt), within the claim window."""
+    member_id = _member_for_write(uow, programme_id, member)
+    assert member_id is not None
+    row = uow.conn.execute(
+        select(activities).where(
+            activities.c.programme_id == programme_id,
+            activities.c.type == "purchase",
+            activities.c.external_id == external_id,
+        )
+    ).first()
+    if row is None:
+        raise NotFound(ErrorCode.PURCHASE_NOT_FOUND, f"no purchase {external_id!r}")
+    if row.member_id == member_id:
+        return _result(uow, row, replayed=True)
+    if row.member_id is not None:
+        raise Rejected(ErrorCode.ALREADY_CLAIMED, "this purchase belongs to another member")
+    programme = load_revision(uow, row.revision_id)
+    window = timedelta(days=programme.document.returns.claim_window_days)
+    if uow.now() - row.occurred_at > window:
+        raise Rejected(
+            ErrorCode.CLAIM_WINDOW_CLOSED, f"purchases can be claimed within {window.days} days"
+        )
+    first = _first_purchase_pending(uow, member_id)
+    claimed = uow.conn.execute(
+        update(activities)
+        .where(activities.c.id == row.id, activities.c.member_id.is_(None))
+        .values(member_id=member_id, first_purchase=first)
+    )
+    if claimed.rowcount != 1:
+        raise Rejected(ErrorCode.ALREADY_CLAIMED, "this purchase was claimed a moment ago")
+    basket = _stored_basket(row.payload, programme)
+    ctx = _context(
+        uow,
+        programme,
+        member_id,
+        row.occurred_at,
+        first,
+        basket=basket,
+        channel=row.channel,
+        store=row.payload.get("store"),
+    )
+    result = _earn(
+        uow,
+        programme,
+        member_id,
+        row.id,
+        ctx,
+        row.occurred_at,
+        ActivityResult(row.id, "purchase", external_id, member_id, 0),
+    )
+    _touch_member(uow, member_id, row.occurred_at, purchase=True)
+    uow.publish(
+        Event(
+            programme.tenant_id, "activity.claimed", {"activity_id": row.id, "member_id": member_id}
+        )
+    )
+    uow.commit()
+    return result
+
+
+def simulate_purchase(
+    uow: UnitOfWork, *, programme_id: str, purchase: PurchaseIn, member: str | None = None
+) -> list[Award]:
+    """What would this basket earn, and why? Writes nothing."""
+    occurred = _occurred(purchase.occurred_at, uow.now())
+    programme = load_programme(uow, programme_id, at=occurred)
+    basket = build_basket(purchase, programme.currency, programme.document.earning_base)
+    if member is None:
+        ctx = EarnContext(
+            "purchase",
+            programme.local_time(occurred),
+            basket=basket,
+            channel=purchase.channel,
+            store=purchase.store,
+            member=MemberFacts(is_first_purchase=True),
+            rounding=programme.document.rounding,
+        )
+    else:
+        member_id = resolve_member_id(uow, programme_id=programme_id, reference=member)
+        ctx = _context(
+            uow,
+            programme,
+            member_id,
+            occurred,
+            _first_purchase_pending(uow, member_id),
+            basket=basket,
+            channel=purchase.channel,
+            store=purchase.store,
+        )
+    return evaluate(list(programme.document.rules), ctx)
+
+
+def get_activity(uow: UnitOfWork, *, tenant_id: str, activity_id: str) -> ActivityResult:
+    row = uow.conn.execute(
+        select(activities).where(
+            activities.c.id == activity_id, activities.c.tenant_id == tenant_id
+        )
+    ).first()
+    if row is None:
+        raise NotFound(ErrorCode.NOT_FOUND, f"no activity {activity_id}")
+    return _result(uow, row, replayed=False)
+
+
+# --- internals ---------------------------------------------------------------------------
+
+
+def _occurred(given: datetime | None, now: datetime) -> datetime:
+    if given is None:
+        return now
+    if given > now + FUTURE_TOLERANCE:
+        raise InvalidInput(
+            ErrorCode.VALIDATION_ERROR,
+            "occurred_at is in the future",
+            errors=[{"path": "occurred_at", "message": "is in the future"}],
+        )
+    return given
+
+
+def _member_for_write(uow: UnitOfWork, programme_id: str, reference: str | None) -> str | None:
+    locked = _locked_member(uow, programme_id, reference)
+    return locked.id if locked else None
+
+
+def _locked_member(
+    uow: UnitOfWork, programme_id: str, reference: str | None
+) -> LockedMember | None:
+    if reference is None:
+        return None
+    locked = resolve_member_for_write(uow, programme_id=programme_id, reference=reference)
+    _require_active(locked.id, locked.status)
+    return locked
+
+
+def _require_active(member_id: str, status: str) -> None:
+    if status != MemberStatus.ACTIVE.value:
+        raise Rejected(ErrorCode.MEMBER_BLOCKED, f"member {member_id} is {status}")
+
+
+_STATUSES = select(members.c.id, members.c.status).where(
+    members.c.id.in_(bindparam("member_ids", expanding=True))
+)
+
+
+def _statuses(uow: UnitOfWork, member_ids: list[str]) -> dict[str, str]:
+    if not member_ids:
+        return {}
+    return {r.id: r.status for r in uow.conn.execute(_STATUSES, {"member_ids": member_ids})}
+
+
+_FIRST_PURCHASE_AT = select(members.c.first_purchase_at).where(
+    members.c.id == bindparam("member_id")
+)
+_FACTS = select(members.c.first_purchase_at, members.c.attributes).where(
+    members.c.id == bindparam("member_id")
+)
+
+
+def _first_purchase_pending(uow: UnitOfWork, member_id: str) -> bool:
+    first_at = uow.conn.execute(_FIRST_PURCHASE_AT, {"member_id": member_id}).scalar()
+    return first_at is None
+
+
+def _member_facts(uow: UnitOfWork, member_id: str) -> tuple[bool, dict[str, Any]]:
+    """(first purchase still pending, attributes) in one read of the member row."""
+    row = uow.conn.execute(_FACTS, {"member_id": member_id}).one()
+    return row.first_purchase_at is None, row.attributes
+
+
+def _store_id(uow: UnitOfWork, programme_id: str, key: str | None) -> str | None:
+    if key is None:
+        return None
+    store_id = store_ids(uow, programme_id).get(key)
+    if store_id is None:
+        raise NotFound(ErrorCode.STORE_NOT_FOUND, f"no store {key!r} in this programme")
+    return store_id
+
+
+def _insert_activity(
+    uow: UnitOfWork,
+    programme: Programme,
+    *,
+    type: str,
+    external_id: str,
+    member_id: str | None,
+    store_id: str | None,
+    channel: str | None,
+    occurred_at: datetime,
+    basket: Basket | None,
+    first_purchase: bool,
+    payload: dict[str, Any],
+    action_type: str | None = None,
+    purchase_id: str | None = None,
+    paid_minor: int | None = None,
+) -> str | None:
+    activity_id = new_id("activity")
+    values = {
+        "id": activity_id,
+        "tenant_id": programme.tenant_id,
+        "programme_id": programme.id,
+        "revision_id": programme.revision_id,
+        "member_id": member_id,
+        "store_id": store_id,
+        "type": type,
+        "action_type": action_type,
+        "external_id": external_id,
+        "channel": channel,
+        "occurred_at": occurred_at,
+        "recorded_at": uow.now(),
+        "currency": programme.currency if (basket or paid_minor is not None) else None,
+        "paid_minor": basket.paid_minor if basket else paid_minor,
+        "base_minor": basket.base_minor if basket else None,
+        "first_purchase": first_purchase,
+        "purchase_id": purchase_id,
+        "payload": payload,
+    }
+    statement = insert_or_skip(
+        activities,
+        tuple(values),
+        conflict=("programme_id", "type", "external_id"),
+        returning="id",
+    )
+    return activity_id if uow.conn.execute(statement, values).scalar() is not None else None
+
+
+def _replay(
+    uow: UnitOfWork, programme_id: str, type: str, external_id: str
+) -> ActivityResult | None:
+    row = uow.conn.execute(
+        _ACTIVITY_BY_EXTERNAL_ID,
+        {"programme_id": programme_id, "type": type, "external_id": external_id},
+    ).first()
+    return None if row is None else _result(uow, row, replayed=True)
+
+
+_ACTIVITY_BY_EXTERNAL_ID = select(activities).where(
+    activities.c.programme_id == bindparam("programme_id"),
+    activities.c.type == bindparam("type"),
+    activities.c.external_id == bindparam("external_id"),
+)
+
+
+def _gone(external_id: str) -> ActivityResult:
+    raise RuntimeError(f"activity {external_id!r} conflicted but cannot be read back")
+
+
+_AWARDS_OF = (
+    select(awards.c.rule_key, awards.c.points, awards.c.explanation)
+    .where(awards.c.activity_id == bindparam("activity_id"))
+    .order_by(awards.c.id)
+)
+
+
+def _result(uow: UnitOfWork, row: Any, *, replayed: bool) -> ActivityResult:
+    lines = [
+        AwardLine(r.rule_key, int(r.points), r.explanation)
+        for r in uow.conn.execute(_AWARDS_OF, {"activity_id": row.id})
+    ]
+    return ActivityResult(
+        row.id,
+        row.type,
+        row.external_id,
+        row.member_id,
+        sum(a.points for a in lines),
+        lines,
+        replayed=replayed,
+    )
+
+
+def _stored_basket(payload: dict[str, Any], programme: Programme) -> Basket:
+    return build_basket(
+        PurchaseIn.model_validate(payload), programme.currency, programme.document.earning_base
+    )
+
+
+def _context(
+    uow: UnitOfWork,
+    programme: Programme,
+    member_id: str,
+    occurred: datetime,
+    first: bool,
+    *,
+    basket: Basket | None = None,
+    action_type: str | None = None,
+    channel: str | None = None,
+    store: str | None = None,
+    attributes: dict[str, Any] | None = None,
+) -> EarnContext:
+    """What the rules need to know; ``attributes``: the member's, if already read."""
+    activity: Literal["purchase", "action"] = "purchase" if basket is not None else "action"
+    if attributes is None:
+        attributes = uow.conn.execute(
+            select(members.c.attributes).where(members.c.id == member_id)
+        ).scalar_one()
+    # Caps and budgets matter only for rules that can match this kind of activity.
+    rules = [r for r in programme.document.rules if r.when.activity == activity]
+    used: dict[tuple[str, Period], int] = {}
+    for rule in rules:
+        for period in rule.caps.per_member:
+            start, end = _period_bounds(programme, occurred, period)
+            used[(rule.key, period)] = int(
+                uow.conn.execute(
+                    _USED_IN_PERIOD,
+                    {"member_id": member_id, "rule_key": rule.key, "start": start, "end": end},
+                ).scalar_one()
+            )
+    budget_left: dict[str, int] = {}
+    if any(r.caps.budget for r in rules):
+        query = select(rule_budgets).where(rule_budgets.c.programme_id == programme.id)
+        if uow.dialect == "postgresql":
+            query = query.order_by(rule_budgets.c.rule_key).with_for_update()
+        for row in uow.conn.execute(query):
+            budget_left[row.rule_key] = int(row.budget - row.used)
+    return EarnContext(
+        activity=activity,
+        local_time=programme.local_time(occurred),
+        basket=basket,
+        action_type=action_type,
+        channel=channel,
+        store=store,
+        member=MemberFacts(attributes=dict(attributes), is_first_purchase=first),
+        used_per_member=used,
+        budget_left=budget_left,
+        rounding=programme.document.rounding,
+    )
+
+
+_USED_IN_PERIOD = select(func.coalesce(func.sum(awards.c.points), 0)).where(
+    awards.c.member_id == bindparam("member_id"),
+    awards.c.rule_key == bindparam("rule_key"),
+    awards.c.occurred_at >= bindparam("start"),
+    awards.c.occurred_at < bindparam("end"),
+)
+
+
+def _period_bounds(programme: Programme, at: datetime, period: Period) -> tuple[datetime, datetime]:
+    from treu.ledger.model import add_months, start_of_day
+
+    day = programme.local_date(at)
+    if period is Period.DAY:
+        first, last = day, day + timedelta(days=1)
+    elif period is Period.WEEK:
+        first = day - timedelta(days=day.weekday())
+        last = first + timedelta(days=7)
+    else:
+        first = day.replace(day=1)
+        last = add_months(first, 1)
+    return start_of_day(first, programme.tz), start_of_day(last, programme.tz)
+
+
+def _earn(
+    uow: UnitOfWork,
+    programme: Programme,
+    member_id: str,
+    activity_id: str,
+    ctx: EarnContext,
+    occurred: datetime,
+    result: ActivityResult,
+) -> ActivityResult:
+    decided = evaluate(list(programme.document.rules), ctx)
+    total = sum(a.points for a in decided)
+    if total == 0:
+        return result
+    now = uow.now()
+    doc = programme.document
+    transfer_id, _lot = postings.earn(
+        uow,
+        programme,
+        member_id=member_id,
+        amount=total,
+        key=f"earn:{activity_id}",
+        at=now,
+        activates_at=activates_at(doc.pending, occurred),
+        expires_at=expires_at(doc.expiry, occurred, programme.tz),
+        activity_id=activity_id,
+    )
+    _spend_budgets(uow, programme, decided)
+    _insert_awards(
+        uow,
+        programme,
+        activity_id,
+        member_id,
+        transfer_id,
+        occurred,
+        [(a.rule_key, a.points, a.explanation) for a in decided],
+    )
+    pending = doc.pending.mode != "immediate" and (
+        activates_at(doc.pending, occurred) is None or activates_at(doc.pending, occurred) > now  # type: ignore[operator]
+    )
+    uow.publish(
+        Event(
+            programme.tenant_id,
+            "points.earned",
+            {
+                "member_id": member_id,
+                "activity_id": activity_id,
+                "points": total,
+                "pending": pending,
+            },
+        )
+    )
+    lines = [AwardLine(a.rule_key, a.points, a.explanation) for a in decided]
+    return ActivityResult(
+        result.activity_id,
+        result.type,
+        result.external_id,
+        member_id,
+        total,
+        lines,
+        pending=pending,
+    )
+
+
+def _spend_budgets(uow: UnitOfWork, programme: Programme, decided: list[Award]) -> None:
+    for award in decided:
+        rule = programme.rule(award.rule_key)
+        if rule is None or rule.caps.budget is None:
+            continue
+        done = uow.conn.execute(
+            update(rule_budgets)
+            .where(
+                rule_budgets.c.programme_id == programme.id,
+                rule_budgets.c.rule_key == rule.key,
+                rule_budgets.c.used + award.points <= rule_budgets.c.budget,
+            )
+            .values(used=rule_budgets.c.used + award.points)
+        )
+        if done.rowcount != 1:
+            raise RuntimeError(f"budget of rule {rule.key} overspent despite the lock")
+
+
+_INSERT_AWARDS = insert(awards)
+
+
+def _insert_awards(
+    uow: UnitOfWork,
+    programme: Programme,
+    activity_id: str,
+    member_id: str,
+    transfer_id: str | None,
+    occurred: datetime,
+    rows: list[tuple[str, int, str]],
+) -> None:
+    uow.conn.execute(
+        _INSERT_AWARDS,
+        [
+            {
+                "id": new_id("award"),
+                "tenant_id": programme.tenant_id,
+                "activity_id": activity_id,
+                "member_id": member_id,
+                "rule_key": key,
+                "points": points,
+                "explanation": text,
+                "transfer_id": transfer_id,
+                "occurred_at": occurred,
+            }
+            for key, points, text in rows
+        ],
+    )
+
+
+def _reverse(
+    uow: UnitOfWork,
+    programme: Programme,
+    purchase: Any,
+    net: Basket,
+    return_id: str,
+    occurred: datetime,
+    result: ActivityResult,
+) -> ActivityResult:
+    given: dict[str, int] = defaultdict(int)
+    for r in uow.conn.execute(
+        select(awards.c.rule_key, awards.c.points, awards.c.activity_id).where(
+            awards.c.member_id == purchase.member_id,
+            awards.c.activity_id.in_(
+                select(activities.c.id).where(
+                    (activities.c.id == purchase.id) | (activities.c.purchase_id == purchase.id)
+                )
+            ),
+        )
+    ):
+        given[r.rule_key] += int(r.points)
+    if not given:
+        return result
+    ctx = EarnContext(
+        "purchase",
+        programme.local_time(purchase.occurred_at),
+        basket=net,
+        channel=purchase.channel,
+        store=purchase.payload.get("store"),
+        member=MemberFacts(
+            attributes=dict(
+                uow.conn.execute(
+                    select(members.c.attributes).where(members.c.id == purchase.member_id)
+                ).scalar_one()
+            ),
+            is_first_purchase=bool(purchase.first_purchase),
+        ),
+        rounding=programme.document.rounding,
+    )
+    recomputed = {a.rule_key: a.points for a in evaluate(list(programme.document.rules), ctx)}
+    original = _original_awards(uow, purchase.id)
+    rows: list[tuple[str, int, str]] = []
+    for key, earned in original.items():
+        target = min(earned, recomputed.get(key, 0))
+        due = given[key] - target  # given = earned minus what earlier returns took back
+        if due > 0:
+            text = (
+                f"Return: {key} recomputed on the remaining {net.format(net.paid_minor)}"
+                f" gives {target} of {earned} points, {due} taken back"
+            )
+            rows.append((key, -due, text))
+    total = -sum(points for _, points, _ in rows)
+    if total == 0:
+        return result
+    outcome = postings.reverse(
+        uow,
+        programme,
+        member_id=purchase.member_id,
+        amount=total,
+        purchase_id=purchase.id,
+        return_id=return_id,
+        at=uow.now(),
+    )
+    _insert_awards(uow, programme, return_id, purchase.member_id, None, occurred, rows)
+    uow.publish(
+        Event(
+            programme.tenant_id,
+            "points.reversed",
+            {
+                "member_id": purchase.member_id,
+                "activity_id": return_id,
+                "points": outcome.reversed,
+                "forgiven": outcome.forgiven,
+            },
+        )
+    )
+    lines = [AwardLine(k, p, t) for k, p, t in rows]
+    return ActivityResult(
+        result.activity_id,
+        "return",
+        result.external_id,
+        purchase.member_id,
+        -outcome.reversed,
+        lines,
+        forgiven=outcome.forgiven,
+    )
+
+
+def _original_awards(uow: UnitOfWork, purchase_id: str) -> dict[str, int]:
+    rows = uow.conn.execute(
+        select(awards.c.rule_key, awards.c.points).where(awards.c.activity_id == purchase_id)
+    )
+    out: dict[str, int] = defaultdict(int)
+    for key, points in rows:
+        out[key] += int(points)
+    return dict(out)
+
+
+def _touch_member(uow: UnitOfWork, member_id: str, at: datetime, *, purchase: bool) -> None:
+    uow.conn.execute(_TOUCH[purchase], {"member_id": member_id, "at": at})
+
+
+def _greatest(column: Any, at: Any) -> Any:
+    return case((column.is_(None), at), (column < at, at), else_=column)
+
+
+# The instant is typed: an untyped datetime inside CASE/COALESCE would be bound as a plain
+# DATETIME, which SQLite stores as the wall-clock time of whatever offset it carries.
+_AT = bindparam("at", type_=UTCDateTime())
+_TOUCH = {
+    purchase: update(members)
+    .where(members.c.id == bindparam("member_id"))
+    .values(
+        # max(last, at): an offline till's late purchase must not move "last activity" backwards
+        last_activity_at=_greatest(members.c.last_activity_at, _AT),
+        **(
+            {"first_purchase_at": func.coalesce(members.c.first_purchase_at, _AT)}
+            if purchase
+            else {}
+        ),
+    )
+    for purchase in (False, True)
+}
+
+
+Kind = Literal["purchase", "return", "action"]

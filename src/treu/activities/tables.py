@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from treu.storage.metadata import metadata
+from treu.storage.types import UTCDateTime, id_column_type, json_type
+
+# Write-once: an activity is never updated except to attach a member (receipt claim).
+activities = Table(
+    "activities",
+    metadata,
+    Column("id", id_column_type(), primary_key=True),
+    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
+    Column("programme_id", ForeignKey("programmes.id"), nullable=False),
+    Column("revision_id", ForeignKey("programme_revisions.id"), nullable=False),
+    Column("member_id", ForeignKey("members.id")),
+    Column("store_id", ForeignKey("stores.id")),
+    Column("type", String(16), nullable=False),
+    Column("action_type", String(64)),
+    Column("external_id", String(128), nullable=False),
+    Column("channel", String(16)),
+    Column("occurred_at", UTCDateTime(), nullable=False),
+    Column("recorded_at", UTCDateTime(), nullable=False),
+    Column("currency", String(3)),
+    Column("paid_minor", BigInteger),
+    Column("base_minor", BigInteger),
+    Column("first_purchase", Boolean, nullable=False, default=False),
+    Column("purchase_id", ForeignKey("activities.id")),
+    Column("payload", json_type(), nullable=False),
+    UniqueConstraint("programme_id", "type", "external_id"),
+    Index("ix_activities_member", "member_id", "occurred_at"),
+    Index("ix_activities_purchase", "purchase_id"),
+    Index("ix_activities_programme_time", "programme_id", "occurred_at"),
+    CheckConstraint("type IN ('purchase', 'return', 'action')", name="type_known"),
+    CheckConstraint("paid_minor IS NULL OR paid_minor >= 0", name="paid_not_negative"),
+    CheckConstraint("type <> 'return' OR purchase_id IS NOT NULL", name="return_has_purchase"),
+)
+
+# What the rule engine decided, one row per rule and activity: every point explained.
+awards = Table(
+    "awards",
+    metadata,
+    Column("id", id_column_type(), primary_key=True),
+    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
+    Column("activity_id", ForeignKey("activities.id"), nullable=False),
+    Column("member_id", ForeignKey("members.id"), nullable=False),
+    Column("rule_key", String(64), nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("explanation", Text, nullable=False),
+    Column("transfer_id", ForeignKey("transfers.id")),
+    Column("occurred_at", UTCDateTime(), nullable=False),
+    CheckConstraint("points <> 0", name="points_not_zero"),
+    Index("ix_awards_activity", "activity_id"),
+    Index("ix_awards_member_rule", "member_id", "rule_key", "occurred_at"),
+)

@@ -1,0 +1,486 @@
+"""The ``treu`` command line: thin — parse, call one service, print.
+
+Every error a user can cause prints one line (``error: insufficient_points: ...``) and exits
+with status 1; a missing database schema says which command creates it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+import yaml
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from treu.activities.model import ActionIn, PurchaseIn, ReturnIn
+from treu.activities.service import ActivityResult, record_action, record_purchase, record_return
+from treu.clock import SystemClock
+from treu.errors import TreuError
+from treu.jobs.nightly import run_nightly
+from treu.ledger.service import get_balances, list_lots, member_history
+from treu.ledger.verify import verify_ledger
+from treu.members.model import Channel, IdentifierKind, Member
+from treu.members.service import enrol_member, find_member
+from treu.programmes.service import (
+    apply_programme,
+    create_tenant,
+    find_programme_id,
+    get_tenant,
+    load_programme,
+)
+from treu.rewards.service import consume_voucher, list_rewards, redeem_reward
+from treu.storage.engine import make_engine
+from treu.storage.migrate import current, upgrade
+from treu.storage.uow import UnitOfWork
+
+app = typer.Typer(help="Treu — the open-source loyalty platform.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+programme_app = typer.Typer(help="Programmes as documents.", no_args_is_help=True)
+members_app = typer.Typer(help="Members.", no_args_is_help=True)
+activity_app = typer.Typer(help="Purchases, returns and actions.", no_args_is_help=True)
+rewards_app = typer.Typer(help="Rewards and vouchers.", no_args_is_help=True)
+ledger_app = typer.Typer(help="The points ledger.", no_args_is_help=True)
+jobs_app = typer.Typer(help="The nightly run.", no_args_is_help=True)
+for sub, name in (
+    (db_app, "db"),
+    (programme_app, "programme"),
+    (members_app, "members"),
+    (activity_app, "activity"),
+    (rewards_app, "rewards"),
+    (ledger_app, "ledger"),
+    (jobs_app, "jobs"),
+):
+    app.add_typer(sub, name=name)
+
+console = Console(soft_wrap=True)
+TenantOpt = Annotated[str, typer.Option("--tenant", help="Tenant key.")]
+ProgrammeOpt = Annotated[str, typer.Option("--programme", "-p", help="Programme key.")]
+
+
+def fail(message: str) -> NoReturn:
+    console.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(1)
+
+
+@contextmanager
+def errors_as_one_line() -> Iterator[None]:
+    try:
+        yield
+    except TreuError as exc:
+        fail(str(exc))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        path = ".".join(str(p) for p in first["loc"]) or "(input)"
+        fail(f"validation_error: {path}: {first['msg']}")
+    except (OperationalError, ProgrammingError) as exc:
+        if "no such table" in str(exc) or "does not exist" in str(exc):
+            fail("the database has no Treu schema yet: run `treu db upgrade`")
+        raise
+
+
+class Ctx:
+    """The engine and a unit-of-work factory, made once per command."""
+
+    def __init__(self) -> None:
+        self.engine: Engine = make_engine()
+        self.clock = SystemClock()
+
+    def uow(self, *, readonly: bool = False) -> UnitOfWork:
+        return UnitOfWork(self.engine, self.clock, readonly=readonly)
+
+    def programme_id(self, tenant: str, key: str) -> tuple[str, str]:
+        with self.uow() as uow:
+            tenant_id = get_tenant(uow, tenant).id
+            return tenant_id, find_programme_id(uow, tenant_id=tenant_id, key=key)
+
+
+def run(fn: Callable[[Ctx], None]) -> None:
+    with errors_as_one_line():
+        ctx = Ctx()
+        try:
+            fn(ctx)
+        finally:
+            ctx.engine.dispose()
+
+
+# --- db ----------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the schema of TREU_DATABASE_URL (default: SQLite file treu.db)."""
+    engine = make_engine()
+    try:
+        upgrade(engine)
+        console.print(f"database at revision {current(engine)}")
+    finally:
+        engine.dispose()
+
+
+# --- programme ---------------------------------------------------------------------------
+
+
+@programme_app.command("apply")
+def programme_apply(file: Path, tenant: TenantOpt = "default") -> None:
+    """Create or update a programme from a YAML or JSON document."""
+
+    def go(ctx: Ctx) -> None:
+        data = _load_file(file, code="invalid_programme")
+        with ctx.uow() as uow:
+            tenant_id = create_tenant(uow, key=tenant).id
+        with ctx.uow() as uow:
+            result = apply_programme(uow, tenant_id=tenant_id, document=data)
+        verb = "created" if result.created else ("updated" if result.changed else "unchanged")
+        console.print(f"programme {data.get('key')} {verb} (revision {result.revision})")
+
+    run(go)
+
+
+@programme_app.command("show")
+def programme_show(key: str, tenant: TenantOpt = "default") -> None:
+    """Print the programme document in force, as YAML."""
+
+    def go(ctx: Ctx) -> None:
+        _, programme_id = ctx.programme_id(tenant, key)
+        with ctx.uow() as uow:
+            doc = load_programme(uow, programme_id).document
+        console.print(
+            yaml.safe_dump(
+                doc.model_dump(mode="json", by_alias=True, exclude_defaults=True),
+                sort_keys=False,
+                allow_unicode=True,
+            ),
+            highlight=False,
+        )
+
+    run(go)
+
+
+# --- members -----------------------------------------------------------------------------
+
+
+@members_app.command("add")
+def members_add(
+    programme: ProgrammeOpt,
+    email: Annotated[str | None, typer.Option()] = None,
+    phone: Annotated[str | None, typer.Option()] = None,
+    card: Annotated[str | None, typer.Option()] = None,
+    external: Annotated[str | None, typer.Option(help="External customer id.")] = None,
+    name: Annotated[str | None, typer.Option()] = None,
+    birthday: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
+    consent: Annotated[
+        list[Channel] | None, typer.Option(help="Channel the member agreed to.")
+    ] = None,
+    tenant: TenantOpt = "default",
+) -> None:
+    """Enrol a member with one or more identifiers."""
+
+    def go(ctx: Ctx) -> None:
+        _, programme_id = ctx.programme_id(tenant, programme)
+        given = {
+            IdentifierKind.EMAIL: email,
+            IdentifierKind.PHONE: phone,
+            IdentifierKind.CARD: card,
+            IdentifierKind.EXTERNAL: external,
+        }
+        with ctx.uow() as uow:
+            member = enrol_member(
+                uow,
+                programme_id=programme_id,
+                identifiers_={k: v for k, v in given.items() if v},
+                name=name,
+                birthday=_date(birthday) if birthday else None,
+                consents_={c: True for c in consent or []},
+                source="cli",
+            )
+        console.print(f"enrolled {member.id}")
+
+    run(go)
+
+
+@members_app.command("find")
+def members_find(reference: str, programme: ProgrammeOpt, tenant: TenantOpt = "default") -> None:
+    """Find a member by id or kind:value (email:, phone:, card:, external:, payment:)."""
+
+    def go(ctx: Ctx) -> None:
+        _, programme_id = ctx.programme_id(tenant, programme)
+        with ctx.uow() as uow:
+            member = find_member(uow, programme_id=programme_id, reference=reference)
+        _print_member(member)
+
+    run(go)
+
+
+@members_app.command("show")
+def members_show(reference: str, programme: ProgrammeOpt, tenant: TenantOpt = "default") -> None:
+    """A member's profile, balances by bucket, open lots and history with explanations."""
+
+    def go(ctx: Ctx) -> None:
+        tenant_id, programme_id = ctx.programme_id(tenant, programme)
+        with ctx.uow() as uow:
+            member = find_member(uow, programme_id=programme_id, reference=reference)
+            balances = get_balances(uow, tenant_id=tenant_id, member_id=member.id)
+            lots = list_lots(uow, tenant_id=tenant_id, member_id=member.id, open_only=True)
+            history = member_history(uow, tenant_id=tenant_id, member_id=member.id)
+        _print_member(member)
+        console.print(
+            f"available {balances.available}  pending {balances.pending}  held {balances.held}  "
+            f"negative {balances.negative}  earned {balances.lifetime_earned}  "
+            f"spent {balances.spent}  expired {balances.expired}",
+            highlight=False,
+        )
+        if lots:
+            table = Table("lot", "amount", "remaining", "status", "expires on")
+            for lot in lots:
+                table.add_row(
+                    lot.id,
+                    str(lot.amount),
+                    str(lot.remaining),
+                    lot.status,
+                    str(lot.expires_on or "never"),
+                )
+            console.print(table)
+        table = Table("when", "what", "points", "why")
+        for entry in history:
+            why = "; ".join(entry.explanations) or entry.reason or ""
+            table.add_row(
+                entry.posted_at.strftime("%Y-%m-%d %H:%M"),
+                entry.kind
+                + (f" {entry.activity_external_id}" if entry.activity_external_id else ""),
+                f"{entry.points:+d}",
+                why,
+            )
+        console.print(table)
+
+    run(go)
+
+
+# --- activity ----------------------------------------------------------------------------
+
+
+@activity_app.command("record")
+def activity_record(
+    programme: ProgrammeOpt,
+    file: Annotated[Path | None, typer.Option(help="JSON/YAML body of the activity.")] = None,
+    kind: Annotated[str, typer.Option("--type", help="purchase, return or action")] = "purchase",
+    member: Annotated[str | None, typer.Option(help="Member id or kind:value.")] = None,
+    external_id: Annotated[str | None, typer.Option()] = None,
+    total: Annotated[str | None, typer.Option(help="Purchase total, e.g. 12.50")] = None,
+    currency: Annotated[str | None, typer.Option()] = None,
+    store: Annotated[str | None, typer.Option()] = None,
+    tenant: TenantOpt = "default",
+) -> None:
+    """Record a purchase, a return or a custom action (from --file, or quick flags)."""
+
+    def go(ctx: Ctx) -> None:
+        _, programme_id = ctx.programme_id(tenant, programme)
+        body: dict[str, Any] = _load_file(file) if file else {}
+        if external_id:
+            body["external_id"] = external_id
+        if kind == "purchase":
+            with ctx.uow() as uow:
+                body.setdefault("currency", currency or load_programme(uow, programme_id).currency)
+            if total:
+                body["total"] = total
+            if store:
+                body["store"] = store
+            purchase = PurchaseIn.model_validate(body)
+            with ctx.uow() as uow:
+                result = record_purchase(
+                    uow, programme_id=programme_id, purchase=purchase, member=member
+                )
+        elif kind == "return":
+            ret = ReturnIn.model_validate(body)
+            with ctx.uow() as uow:
+                result = record_return(uow, programme_id=programme_id, ret=ret)
+        elif kind == "action":
+            if member is None:
+                fail("an action needs --member")
+            action = ActionIn.model_validate(body)
+            with ctx.uow() as uow:
+                result = record_action(uow, programme_id=programme_id, member=member, action=action)
+        else:
+            fail(f"unknown activity type {kind!r}: purchase, return or action")
+        _print_result(result)
+
+    run(go)
+
+
+def _print_result(result: ActivityResult) -> None:
+    note = " (already recorded: nothing changed)" if result.replayed else ""
+    console.print(
+        f"{result.type} {result.external_id} → {result.activity_id}: "
+        f"{result.points:+d} points{note}",
+        highlight=False,
+    )
+    for award in result.awards:
+        console.print(f"  {award.explanation}", highlight=False)
+
+
+# --- rewards -----------------------------------------------------------------------------
+
+
+@rewards_app.command("list")
+def rewards_list(programme: ProgrammeOpt, tenant: TenantOpt = "default") -> None:
+    """The reward catalogue."""
+
+    def go(ctx: Ctx) -> None:
+        _, programme_id = ctx.programme_id(tenant, programme)
+        with ctx.uow() as uow:
+            rewards = list_rewards(uow, programme_id=programme_id)
+        table = Table("key", "name", "kind", "cost", "stock")
+        for r in rewards:
+            table.add_row(
+                r.key, r.name, r.kind, str(r.cost), "∞" if r.stock is None else str(r.stock)
+            )
+        console.print(table)
+
+    run(go)
+
+
+@rewards_app.command("redeem")
+def rewards_redeem(
+    programme: ProgrammeOpt,
+    member: Annotated[str, typer.Option(help="Member id or kind:value.")],
+    reward: Annotated[str, typer.Option(help="Reward key.")],
+    key: Annotated[str, typer.Option(help="Idempotency key: the same key never redeems twice.")],
+    tenant: TenantOpt = "default",
+) -> None:
+    """Redeem a reward for a member: points out, voucher in."""
+
+    def go(ctx: Ctx) -> None:
+        tenant_id, programme_id = ctx.programme_id(tenant, programme)
+        with ctx.uow() as uow:
+            member_id = find_member(uow, programme_id=programme_id, reference=member).id
+        with ctx.uow() as uow:
+            result = redeem_reward(
+                uow,
+                tenant_id=tenant_id,
+                member_id=member_id,
+                reward_key=reward,
+                idempotency_key=key,
+            )
+        note = " (replayed)" if result.replayed else ""
+        console.print(
+            f"voucher {result.voucher.code} for {result.voucher.reward_name}: "
+            f"-{result.points} points{note}",
+            highlight=False,
+        )
+
+    run(go)
+
+
+@rewards_app.command("consume")
+def rewards_consume(code: str, tenant: TenantOpt = "default") -> None:
+    """Use a voucher at the till (once)."""
+
+    def go(ctx: Ctx) -> None:
+        with ctx.uow() as uow:
+            tenant_id = get_tenant(uow, tenant).id
+        with ctx.uow() as uow:
+            voucher = consume_voucher(uow, tenant_id=tenant_id, code=code)
+        console.print(f"voucher {voucher.code} used: {voucher.reward_name}")
+
+    run(go)
+
+
+# --- ledger and jobs ---------------------------------------------------------------------
+
+
+@ledger_app.command("verify")
+def ledger_verify(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
+) -> None:
+    """Replay every transfer and check every ledger invariant; exit 1 on any problem."""
+
+    def go(ctx: Ctx) -> None:
+        # read-only: on SQLite a long verify must not hold the write lock
+        with ctx.uow(readonly=True) as uow:
+            tenant_id = get_tenant(uow, tenant).id if tenant else None
+            report = verify_ledger(uow, tenant_id=tenant_id)
+        for name, broken in report.checked.items():
+            mark = "[green]ok[/green]" if not broken else f"[red]{broken} broken[/red]"
+            console.print(f"{name:36} {mark}")
+        console.print(f"{report.transfers} transfers, {report.lots} lots checked")
+        if not report.ok:
+            for name, ids in report.problems.items():
+                console.print(f"[red]{name}[/red]: {', '.join(ids)}")
+            raise typer.Exit(1)
+
+    run(go)
+
+
+@jobs_app.command("run")
+def jobs_run(
+    day: Annotated[str, typer.Option("--date", help="YYYY-MM-DD (programme time).")],
+    programme: Annotated[str | None, typer.Option("--programme", "-p")] = None,
+    tenant: TenantOpt = "default",
+) -> None:
+    """Run the nightly steps for a date, in their fixed order (idempotent per date)."""
+
+    def go(ctx: Ctx) -> None:
+        programme_id = ctx.programme_id(tenant, programme)[1] if programme else None
+        results = run_nightly(ctx.uow, day=_date(day), programme_id=programme_id)
+        for r in results:
+            state = "skipped (already ran)" if r.skipped else f"{r.processed} items"
+            console.print(f"{r.programme_id} {r.step:20} {state}")
+
+    run(go)
+
+
+@app.command("demo")
+def demo(
+    serve: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Serve the API afterwards.")
+    ] = True,
+    members: Annotated[int, typer.Option(help="How many demo members.")] = 40,
+) -> None:
+    """Create a SQLite demo (Kiezcafé programme, members, three months of activity)."""
+    from treu.demo import run_demo
+
+    with errors_as_one_line():
+        run_demo(console, members=members, serve=serve)
+
+
+def _load_file(path: Path, code: str = "validation_error") -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror}")
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        fail(f"{code}: {path} is not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}")
+    if not isinstance(data, dict):
+        fail(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        fail(f"validation_error: {value!r} is not a date (YYYY-MM-DD)")
+
+
+def _print_member(member: Member) -> None:
+    ids = ", ".join(f"{k}:{v}" for k, v in member.identifiers.items())
+    console.print(f"{member.id}  {member.name or '-'}  [{member.status}]  {ids}", highlight=False)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

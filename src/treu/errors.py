@@ -1,0 +1,84 @@
+"""The exception tree and the stable error codes, in one place.
+
+Every error a user can cause is a :class:`TreuError` with a stable :class:`ErrorCode`. The CLI
+prints ``code: message`` and exits non-zero; the API (later) turns the same error into an
+``application/problem+json`` body. Codes are part of the public contract: never rename one.
+
+    TreuError
+    ├── NotFound          the thing named does not exist (or belongs to another tenant)
+    ├── InvalidInput      the request itself is malformed (field paths in ``details``)
+    ├── Conflict          the request clashes with existing state (duplicate, already used)
+    └── Rejected          well-formed, but a business rule says no (balance, stock, window)
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+
+class ErrorCode(StrEnum):
+    # NotFound
+    NOT_FOUND = "not_found"
+    TENANT_NOT_FOUND = "tenant_not_found"
+    PROGRAMME_NOT_FOUND = "programme_not_found"
+    STORE_NOT_FOUND = "store_not_found"
+    MEMBER_NOT_FOUND = "member_not_found"
+    PURCHASE_NOT_FOUND = "purchase_not_found"
+    REWARD_NOT_FOUND = "reward_not_found"
+    VOUCHER_NOT_FOUND = "voucher_not_found"
+    HOLD_NOT_FOUND = "hold_not_found"
+    # InvalidInput
+    VALIDATION_ERROR = "validation_error"
+    INVALID_PROGRAMME = "invalid_programme"
+    INVALID_AMOUNT = "invalid_amount"
+    INVALID_IDENTIFIER = "invalid_identifier"
+    CURRENCY_MISMATCH = "currency_mismatch"
+    # Conflict
+    DUPLICATE_IDENTIFIER = "duplicate_identifier"
+    IDEMPOTENCY_KEY_REUSE = "idempotency_key_reuse"
+    ALREADY_CLAIMED = "already_claimed"
+    ALREADY_CORRECTED = "already_corrected"
+    VOUCHER_ALREADY_USED = "voucher_already_used"
+    VOUCHER_CANCELLED = "voucher_cancelled"
+    HOLD_NOT_OPEN = "hold_not_open"
+    # Rejected
+    INSUFFICIENT_POINTS = "insufficient_points"
+    OUT_OF_STOCK = "out_of_stock"
+    REWARD_NOT_ELIGIBLE = "reward_not_eligible"
+    REWARD_UNAVAILABLE = "reward_unavailable"
+    REDEMPTION_LIMIT_REACHED = "redemption_limit_reached"
+    VOUCHER_EXPIRED = "voucher_expired"
+    MEMBER_BLOCKED = "member_blocked"
+    RETURN_EXCEEDS_PURCHASE = "return_exceeds_purchase"
+    CLAIM_WINDOW_CLOSED = "claim_window_closed"
+    MEMBER_ERASED = "member_erased"
+
+
+class TreuError(Exception):
+    """Base of every error Treu raises on purpose."""
+
+    def __init__(self, code: ErrorCode, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+class NotFound(TreuError):
+    pass
+
+
+class InvalidInput(TreuError):
+    """``details["errors"]`` holds ``[{"path": "rules.0.effect.points", "message": ...}]``."""
+
+
+class Conflict(TreuError):
+    pass
+
+
+class Rejected(TreuError):
+    pass

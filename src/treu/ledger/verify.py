@@ -1,0 +1,108 @@
+"""``treu ledger verify``: replay everything and check every invariant.
+
+Each check is one query that returns the rows that break it (so an empty result is a pass), and
+runs per tenant or over the whole database:
+
+1. every transfer moves a positive amount between two different accounts of its own unit;
+2. the sum of all postings per unit is zero (credits minus debits over every account);
+3. every cached member balance equals the replay of its transfers;
+4. every lot's remaining equals its amount minus its allocations, within 0..amount;
+5. a member's active lots hold exactly their available balance, pending lots their pending
+   balance, and open holds their held balance;
+6. allocations of a transfer never exceed it;
+7. no balance is below its floor (negative only in the debt account, i.e. by policy).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import text
+
+from treu.storage.uow import UnitOfWork
+
+_CHECKS: dict[str, str] = {
+    "transfer_shape": """
+        SELECT t.id FROM transfers t
+        JOIN accounts d ON d.id = t.debit_account_id
+        JOIN accounts c ON c.id = t.credit_account_id
+        WHERE (t.amount <= 0 OR t.debit_account_id = t.credit_account_id
+           OR d.unit <> t.unit OR c.unit <> t.unit) {t}""",
+    "postings_sum_to_zero": """
+        SELECT unit FROM (
+            SELECT a.unit AS unit, SUM(p.amount) AS net FROM (
+                SELECT t.credit_account_id AS account_id, t.amount AS amount
+                FROM transfers t WHERE 1 = 1 {t}
+                UNION ALL
+                SELECT t.debit_account_id, -t.amount FROM transfers t WHERE 1 = 1 {t}
+            ) p JOIN accounts a ON a.id = p.account_id GROUP BY a.unit
+        ) s WHERE net <> 0""",
+    "cached_balance_equals_replay": """
+        SELECT a.id FROM accounts a
+        WHERE a.member_id IS NOT NULL {a} AND a.balance <>
+            (SELECT COALESCE(SUM(amount), 0) FROM transfers WHERE credit_account_id = a.id)
+          - (SELECT COALESCE(SUM(amount), 0) FROM transfers WHERE debit_account_id = a.id)""",
+    "lot_remaining_equals_allocations": """
+        SELECT l.id FROM lots l
+        WHERE 1 = 1 {l} AND (l.remaining < 0 OR l.remaining > l.amount OR l.remaining <>
+            l.amount - (SELECT COALESCE(SUM(amount), 0) FROM lot_allocations a
+                        WHERE a.lot_id = l.id))""",
+    "active_lots_equal_available": """
+        SELECT a.member_id FROM accounts a
+        WHERE a.kind = 'available' AND a.member_id IS NOT NULL {a} AND a.balance <>
+            (SELECT COALESCE(SUM(remaining), 0) FROM lots
+             WHERE member_id = a.member_id AND status = 'active')""",
+    "pending_lots_equal_pending": """
+        SELECT a.member_id FROM accounts a
+        WHERE a.kind = 'pending' AND a.member_id IS NOT NULL {a} AND a.balance <>
+            (SELECT COALESCE(SUM(remaining), 0) FROM lots
+             WHERE member_id = a.member_id AND status = 'pending')""",
+    "open_holds_equal_held": """
+        SELECT a.member_id FROM accounts a
+        WHERE a.kind = 'held' AND a.member_id IS NOT NULL {a} AND a.balance <>
+            (SELECT COALESCE(SUM(amount), 0) FROM holds
+             WHERE member_id = a.member_id AND status = 'held')""",
+    "allocations_within_transfer": """
+        SELECT t.id FROM transfers t
+        WHERE 1 = 1 {t} AND t.amount <
+            (SELECT COALESCE(SUM(ABS(amount)), 0) FROM lot_allocations WHERE transfer_id = t.id)""",
+    "balances_within_floor": """
+        SELECT a.id FROM accounts a
+        WHERE a.member_id IS NOT NULL {a}
+          AND ((a.kind = 'debt' AND a.balance > 0) OR (a.kind <> 'debt' AND a.balance < 0))""",
+}
+
+
+@dataclass
+class VerifyReport:
+    checked: dict[str, int] = field(default_factory=dict)
+    problems: dict[str, list[str]] = field(default_factory=dict)
+    transfers: int = 0
+    lots: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_ledger(uow: UnitOfWork, *, tenant_id: str | None = None) -> VerifyReport:
+    report = VerifyReport()
+    params = {"tenant_id": tenant_id}
+    scopes = {
+        alias: (f"AND {alias}.tenant_id = :tenant_id" if tenant_id else "")
+        for alias in ("t", "a", "l")
+    }
+    for name, sql in _CHECKS.items():
+        rows = [str(r[0]) for r in uow.conn.execute(text(sql.format(**scopes)), params)]
+        report.checked[name] = len(rows)
+        if rows:
+            report.problems[name] = rows[:20]
+    # table names below are constants of this module, never input
+    count = "SELECT COUNT(*) FROM {table} z WHERE 1 = 1 " + (  # noqa: S608
+        "AND z.tenant_id = :tenant_id" if tenant_id else ""
+    )
+    report.transfers = int(
+        uow.conn.execute(text(count.format(table="transfers")), params).scalar_one()
+    )
+    report.lots = int(uow.conn.execute(text(count.format(table="lots")), params).scalar_one())
+    return report

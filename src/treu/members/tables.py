@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+from treu.storage.metadata import metadata
+from treu.storage.types import UTCDateTime, id_column_type, json_type
+
+members = Table(
+    "members",
+    metadata,
+    Column("id", id_column_type(), primary_key=True),
+    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
+    Column("programme_id", ForeignKey("programmes.id"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("name", String(200)),
+    Column("birthday", Date),
+    Column("locale", String(16)),
+    Column("attributes", json_type(), nullable=False),
+    Column("enrolled_at", UTCDateTime(), nullable=False),
+    Column("first_purchase_at", UTCDateTime()),
+    Column("last_activity_at", UTCDateTime()),
+    Column("erased_at", UTCDateTime()),
+    Column("merged_into_id", ForeignKey("members.id")),
+    CheckConstraint("status IN ('active', 'blocked', 'erased', 'merged')", name="status_known"),
+    Index("ix_members_programme_enrolled", "programme_id", "enrolled_at"),
+)
+
+# One row per way of finding a member. Unique per programme: an e-mail address or a card belongs
+# to one member of a programme, but the same person may join two programmes of a tenant.
+identifiers = Table(
+    "member_identifiers",
+    metadata,
+    Column("id", id_column_type(), primary_key=True),
+    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
+    Column("programme_id", ForeignKey("programmes.id"), nullable=False),
+    Column("member_id", ForeignKey("members.id"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("value", String(320), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("programme_id", "kind", "value"),
+    Index("ix_member_identifiers_member", "member_id"),
+    CheckConstraint("kind IN ('email', 'phone', 'card', 'external', 'payment')", name="kind_known"),
+)
+
+# Append-only: the current consent for a channel is the latest row.
+consents = Table(
+    "member_consents",
+    metadata,
+    Column("id", id_column_type(), primary_key=True),
+    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
+    Column("member_id", ForeignKey("members.id"), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("granted", Boolean, nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("recorded_at", UTCDateTime(), nullable=False),
+    Index("ix_member_consents_member", "member_id", "channel", "id"),
+    CheckConstraint("channel IN ('email', 'sms', 'push', 'post')", name="channel_known"),
+)

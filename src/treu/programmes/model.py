@@ -1,0 +1,164 @@
+"""The programme document: a whole loyalty programme as one validated piece of data.
+
+``treu programme apply FILE`` reads YAML or JSON into :class:`ProgrammeDocument`; every error
+names its field path (``rules.0.effect.points: Input should be greater than 0``). An applied
+document becomes an immutable revision; :class:`Programme` is the runtime view of one revision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from babel import Locale, UnknownLocaleError
+from babel.numbers import get_currency_name
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from treu.activities.model import EarningBase
+from treu.errors import ErrorCode, InvalidInput
+from treu.ledger.model import ExpiryPolicy, PendingPolicy, ReturnPolicy
+from treu.rewards.model import RewardDef
+from treu.rules.model import Rounding, Rule
+
+Key = str
+
+
+class StoreDef(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: Key = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    name: str = Field(min_length=1, max_length=200)
+    channel: Literal["pos", "online", "app", "other"] = "pos"
+
+
+class ProgrammeDocument(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: Key = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    name: str = Field(min_length=1, max_length=200)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    timezone: str
+    locale: str = "en"
+    country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$", description="phone numbers")
+    point_name: str = Field(default="points", min_length=1, max_length=50)
+    point_value: Decimal = Field(default=Decimal("0.01"), ge=0, description="money per point")
+    rounding: Rounding = Rounding.FLOOR
+    earning_base: EarningBase = Field(default_factory=EarningBase)
+    pending: PendingPolicy = Field(default_factory=PendingPolicy)
+    expiry: ExpiryPolicy = Field(default_factory=ExpiryPolicy)
+    returns: ReturnPolicy = Field(default_factory=ReturnPolicy)
+    stores: list[StoreDef] = Field(default_factory=list)
+    rules: list[Rule] = Field(default_factory=list)
+    rewards: list[RewardDef] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # 'Europe': a directory
+            raise ValueError(f"{value!r} is not an IANA timezone such as Europe/Berlin") from exc
+        return value
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, value: str) -> str:
+        if get_currency_name(value, locale="en") == value:
+            raise ValueError(f"{value!r} is not an ISO 4217 currency")
+        return value
+
+    @field_validator("locale")
+    @classmethod
+    def _known_locale(cls, value: str) -> str:
+        try:
+            Locale.parse(value, sep="-" if "-" in value else "_")
+        except (UnknownLocaleError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not a locale such as de or pt-BR") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _keys_unique(self) -> ProgrammeDocument:
+        keyed: tuple[tuple[str, list[str]], ...] = (
+            ("stores", [s.key for s in self.stores]),
+            ("rules", [r.key for r in self.rules]),
+            ("rewards", [r.key for r in self.rewards]),
+        )
+        for name, keys in keyed:
+            seen: set[str] = set()
+            for index, key in enumerate(keys):
+                if key in seen:
+                    raise ValueError(f"{name}.{index}.key: {key!r} is used twice")
+                seen.add(key)
+        store_keys = {s.key for s in self.stores}
+        for i, rule in enumerate(self.rules):
+            unknown = set(rule.when.stores) - store_keys
+            if unknown:
+                raise ValueError(f"rules.{i}.when.stores: unknown store {sorted(unknown)[0]!r}")
+        return self
+
+
+def parse_document(data: Any) -> ProgrammeDocument:
+    """Validate a loaded YAML/JSON document; errors name their field paths."""
+    try:
+        return ProgrammeDocument.model_validate(data)
+    except ValidationError as exc:
+        errors = [_error(err["loc"], err["msg"], data) for err in exc.errors()]
+        summary = "; ".join(f"{e['path']}: {e['message']}" for e in errors[:5])
+        raise InvalidInput(
+            ErrorCode.INVALID_PROGRAMME, f"invalid programme document: {summary}", errors=errors
+        ) from None
+
+
+def _error(loc: tuple[int | str, ...], message: str, data: Any) -> dict[str, str]:
+    # Whole-document checks (duplicate keys, unknown stores) carry their path in the message.
+    head, sep, rest = message.removeprefix("Value error, ").partition(": ")
+    if not loc and sep and " " not in head:
+        return {"path": head, "message": rest}
+    return {"path": _path(loc, data), "message": message}
+
+
+def _path(loc: tuple[int | str, ...], data: Any) -> str:
+    """The error's path in the document as written: pydantic puts the tag of a discriminated
+    union into ``loc`` (``rules.0.effect.per_amount.points``), the document has no such field."""
+    parts: list[str] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part not in node and node.get("type") == part:
+            continue
+        parts.append(str(part))
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return ".".join(parts) or "(document)"
+
+
+@dataclass(frozen=True)
+class Programme:
+    """A programme as the services use it: its identity plus the revision in force."""
+
+    id: str
+    tenant_id: str
+    revision_id: str
+    document: ProgrammeDocument
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.document.timezone)
+
+    @property
+    def currency(self) -> str:
+        return self.document.currency
+
+    def local_time(self, at: datetime) -> datetime:
+        """Wall-clock time in the programme's timezone, without tzinfo (for rule matching)."""
+        return at.astimezone(self.tz).replace(tzinfo=None)
+
+    def local_date(self, at: datetime) -> date:
+        return at.astimezone(self.tz).date()
+
+    def rule(self, key: str) -> Rule | None:
+        return next((r for r in self.document.rules if r.key == key), None)

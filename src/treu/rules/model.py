@@ -1,0 +1,341 @@
+"""The rule engine: rules are data, evaluated by a pure function.
+
+A :class:`Rule` is a condition (:class:`When`) and an effect (:class:`Effect`), with a priority,
+a stacking policy and caps. :func:`evaluate` takes a rule set and an :class:`EarnContext` (the
+activity, what we know about the member, what the caps have already used) and returns the
+:class:`Award` list: how many points each rule gives, and a sentence that explains why. It reads no
+clock and no database, so the same function serves real earning, "what would this basket earn?"
+simulation, returns (recomputed on the net basket) and the later "what if?" replay.
+
+Evaluation, in order:
+
+1. Rules are sorted by priority (highest first, then by key). A rule whose conditions do not hold
+   is skipped. A matching rule with ``stacking: exclusive`` stops the evaluation of every rule of
+   lower priority.
+2. ``per_amount`` and ``fixed`` effects produce *base* awards. ``per_amount`` earns ``points`` per
+   ``per`` of the earning base of the lines the rule selects (see ``treu.activities.model``).
+3. ``multiplier`` effects add ``(factor - 1) x`` the base points of the lines they select.
+4. ``bonus`` effects add fixed points that no multiplier touches.
+5. Rounding (programme policy, floor by default) happens once per award, from an exact
+   ``Fraction``; a sub-point remainder is never carried into a new point.
+6. Caps: per activity, then per member per day/week/month (programme time), then the campaign
+   budget; each cap cuts the award and says so in the explanation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from decimal import Decimal
+from enum import StrEnum
+from fractions import Fraction
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from treu.activities.model import Basket, Line
+
+
+class Weekday(StrEnum):
+    MON = "mon"
+    TUE = "tue"
+    WED = "wed"
+    THU = "thu"
+    FRI = "fri"
+    SAT = "sat"
+    SUN = "sun"
+
+
+WEEKDAYS = list(Weekday)
+
+
+class Rounding(StrEnum):
+    FLOOR = "floor"
+    HALF_UP = "half_up"
+    CEIL = "ceil"
+
+
+class Period(StrEnum):
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ItemFilter(_Data):
+    skus: list[str] = Field(default_factory=list)
+    categories: list[str] = Field(default_factory=list)
+    brands: list[str] = Field(default_factory=list)
+
+    def matches(self, line: Line) -> bool:
+        return (
+            (line.sku is not None and line.sku in self.skus)
+            or (line.category is not None and line.category in self.categories)
+            or (line.brand is not None and line.brand in self.brands)
+        )
+
+    @property
+    def empty(self) -> bool:
+        return not (self.skus or self.categories or self.brands)
+
+
+class Hours(_Data):
+    start: time = Field(alias="from")
+    end: time = Field(alias="to")
+
+    def contains(self, at: time) -> bool:
+        if self.start <= self.end:
+            return self.start <= at < self.end
+        return at >= self.start or at < self.end  # window across midnight
+
+
+class When(_Data):
+    """Conditions; all given ones must hold. Dates and hours are in programme time."""
+
+    activity: Literal["purchase", "action"] = "purchase"
+    action_types: list[str] = Field(default_factory=list)
+    channels: list[str] = Field(default_factory=list)
+    stores: list[str] = Field(default_factory=list)
+    valid_from: date | None = None
+    valid_until: date | None = None  # inclusive
+    weekdays: list[Weekday] = Field(default_factory=list)
+    hours: Hours | None = None
+    min_spend: Decimal | None = Field(default=None, ge=0)
+    include: ItemFilter = Field(default_factory=ItemFilter)
+    exclude: ItemFilter = Field(default_factory=ItemFilter)
+    first_purchase: bool | None = None
+    member_attributes: dict[str, str | int | bool] = Field(default_factory=dict)
+    # Hooks filled in by tiers and segments; a rule that names them only matches members in them.
+    tiers: list[str] = Field(default_factory=list)
+    segments: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> When:
+        if self.valid_from and self.valid_until and self.valid_until < self.valid_from:
+            raise ValueError("valid_until is before valid_from")
+        return self
+
+
+class PerAmount(_Data):
+    type: Literal["per_amount"]
+    points: int = Field(gt=0, le=1_000_000)
+    per: Decimal = Field(default=Decimal("1"), gt=0)
+
+
+class Fixed(_Data):
+    type: Literal["fixed"]
+    points: int = Field(gt=0, le=10_000_000)
+
+
+class Multiplier(_Data):
+    type: Literal["multiplier"]
+    factor: Decimal = Field(gt=1, le=100)
+
+
+class Bonus(_Data):
+    type: Literal["bonus"]
+    points: int = Field(gt=0, le=10_000_000)
+
+
+Effect = Annotated[PerAmount | Fixed | Multiplier | Bonus, Field(discriminator="type")]
+
+
+class Caps(_Data):
+    per_activity: int | None = Field(default=None, gt=0)
+    per_member: dict[Period, int] = Field(default_factory=dict)
+    budget: int | None = Field(default=None, gt=0)
+
+
+class Rule(_Data):
+    key: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    name: str = Field(min_length=1, max_length=200)
+    when: When = Field(default_factory=When)
+    effect: Effect
+    priority: int = 0
+    stacking: Literal["stack", "exclusive"] = "stack"
+    caps: Caps = Field(default_factory=Caps)
+
+    @model_validator(mode="after")
+    def _effect_fits_activity(self) -> Rule:
+        if self.when.activity == "action" and not isinstance(self.effect, Fixed | Bonus):
+            raise ValueError("rules on actions give fixed or bonus points")
+        return self
+
+
+@dataclass(frozen=True)
+class MemberFacts:
+    """What the engine may know about the member; ``None`` for a purchase without a member."""
+
+    attributes: dict[str, object] = field(default_factory=dict)
+    is_first_purchase: bool = False
+    tier: str | None = None
+    segments: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class EarnContext:
+    activity: Literal["purchase", "action"]
+    local_time: datetime  # the activity's time in programme time (naive wall clock)
+    basket: Basket | None = None
+    action_type: str | None = None
+    channel: str | None = None
+    store: str | None = None
+    member: MemberFacts = field(default_factory=MemberFacts)
+    # points already given per (rule key, period) for the member and per rule budget
+    used_per_member: dict[tuple[str, Period], int] = field(default_factory=dict)
+    budget_left: dict[str, int] = field(default_factory=dict)
+    rounding: Rounding = Rounding.FLOOR
+
+
+@dataclass(frozen=True)
+class Award:
+    rule_key: str
+    rule_name: str
+    points: int
+    explanation: str
+
+
+def evaluate(rules: list[Rule], ctx: EarnContext) -> list[Award]:
+    awards: list[Award] = []
+    base_by_line: dict[int, Fraction] = {}  # line index -> base points, for multipliers
+    base_awards: list[tuple[Rule, Fraction, str]] = []
+    multipliers: list[tuple[Rule, Fraction, str]] = []
+    bonuses: list[tuple[Rule, Fraction, str]] = []
+    stop_below: int | None = None  # priority of a matching exclusive rule
+    for rule in sorted(rules, key=lambda r: (-r.priority, r.key)):
+        if stop_below is not None and rule.priority < stop_below:
+            break
+        if not _matches(rule.when, ctx):
+            continue
+        effect = rule.effect
+        if isinstance(effect, PerAmount):
+            assert ctx.basket is not None
+            exact, why = _per_amount(rule, effect, ctx.basket, base_by_line)
+            base_awards.append((rule, exact, why))
+        elif isinstance(effect, Fixed):
+            base_awards.append((rule, Fraction(effect.points), f"{effect.points} points"))
+        elif isinstance(effect, Multiplier):
+            multipliers.append((rule, Fraction(effect.factor), f"x{effect.factor}"))
+        else:
+            bonuses.append((rule, Fraction(effect.points), f"bonus {effect.points} points"))
+        if rule.stacking == "exclusive":
+            stop_below = rule.priority
+    for rule, exact, why in base_awards:
+        awards.append(_finish(rule, exact, why, ctx))
+    for rule, factor, why in multipliers:
+        selected = _select_lines(rule.when, ctx.basket) if ctx.basket else []
+        base = sum((base_by_line.get(i, Fraction(0)) for i in selected), Fraction(0))
+        base += sum(
+            (exact for r, exact, _ in base_awards if isinstance(r.effect, Fixed)), Fraction(0)
+        )
+        extra = base * (factor - 1)
+        awards.append(_finish(rule, extra, f"{why} on {_fmt(base)} base points", ctx))
+    for rule, points, why in bonuses:
+        awards.append(_finish(rule, points, why, ctx))
+    return [a for a in awards if a.points > 0]
+
+
+def total_points(awards: list[Award]) -> int:
+    return sum(a.points for a in awards)
+
+
+def _per_amount(
+    rule: Rule, effect: PerAmount, basket: Basket, base_by_line: dict[int, Fraction]
+) -> tuple[Fraction, str]:
+    selected = _select_lines(rule.when, basket)
+    base_minor = sum(basket.lines[i].base_minor for i in selected)
+    per_minor = Fraction(effect.per) * 10**basket.exponent
+    exact = Fraction(base_minor) / per_minor * effect.points
+    for i in selected:
+        line_exact = Fraction(basket.lines[i].base_minor) / per_minor * effect.points
+        base_by_line[i] = base_by_line.get(i, Fraction(0)) + line_exact
+    amount = basket.format(base_minor)
+    return exact, f"{effect.points} per {effect.per} {basket.currency} on {amount}"
+
+
+def _finish(rule: Rule, exact: Fraction, why: str, ctx: EarnContext) -> Award:
+    points = _round(exact, ctx.rounding)
+    notes: list[str] = []
+    caps = rule.caps
+    if caps.per_activity is not None and points > caps.per_activity:
+        points = caps.per_activity
+        notes.append(f"capped at {caps.per_activity} per activity")
+    for period, limit in caps.per_member.items():
+        left = max(0, limit - ctx.used_per_member.get((rule.key, period), 0))
+        if points > left:
+            points = left
+            notes.append(f"capped at {limit} per {period.value}")
+    if caps.budget is not None:
+        left = max(0, ctx.budget_left.get(rule.key, caps.budget))
+        if points > left:
+            points = left
+            notes.append("campaign budget used up")
+    text = f"{rule.name}: {why} = {points} points"
+    if notes:
+        text += " (" + "; ".join(notes) + ")"
+    return Award(rule.key, rule.name, points, text)
+
+
+def _round(exact: Fraction, mode: Rounding) -> int:
+    if mode is Rounding.FLOOR:
+        return math.floor(exact)
+    if mode is Rounding.CEIL:
+        return math.ceil(exact)
+    return math.floor(exact + Fraction(1, 2))
+
+
+def _fmt(value: Fraction) -> str:
+    return str(value.numerator) if value.denominator == 1 else f"{float(value):.2f}"
+
+
+def _matches(when: When, ctx: EarnContext) -> bool:
+    if when.activity != ctx.activity:
+        return False
+    if when.action_types and ctx.action_type not in when.action_types:
+        return False
+    if when.channels and ctx.channel not in when.channels:
+        return False
+    if when.stores and ctx.store not in when.stores:
+        return False
+    day = ctx.local_time.date()
+    if when.valid_from and day < when.valid_from:
+        return False
+    if when.valid_until and day > when.valid_until:
+        return False
+    if when.weekdays and WEEKDAYS[day.weekday()] not in when.weekdays:
+        return False
+    if when.hours and not when.hours.contains(ctx.local_time.time()):
+        return False
+    if when.first_purchase is not None and when.first_purchase != ctx.member.is_first_purchase:
+        return False
+    for key, value in when.member_attributes.items():
+        if ctx.member.attributes.get(key) != value:
+            return False
+    if when.tiers and ctx.member.tier not in when.tiers:
+        return False
+    if when.segments and not ctx.member.segments.intersection(when.segments):
+        return False
+    if ctx.activity == "purchase":
+        assert ctx.basket is not None
+        selected = _select_lines(when, ctx.basket)
+        if not selected:
+            return False
+        if when.min_spend is not None:
+            spent = sum(ctx.basket.lines[i].base_minor for i in selected)
+            if spent < when.min_spend.scaleb(ctx.basket.exponent):
+                return False
+    return True
+
+
+def _select_lines(when: When, basket: Basket | None) -> list[int]:
+    if basket is None:
+        return []
+    return [
+        i
+        for i, line in enumerate(basket.lines)
+        if (when.include.empty or when.include.matches(line)) and not when.exclude.matches(line)
+    ]

@@ -1,0 +1,1 @@
+"""Storage: metadata, engines (SQLite and PostgreSQL), the unit of work, column types."""

@@ -1,0 +1,151 @@
+"""The unit of work: one transaction, rolled back unless the service commits.
+
+A service function receives a :class:`UnitOfWork`, does its reads and writes through
+``uow.conn``, records domain events with :meth:`UnitOfWork.publish`, and calls
+:meth:`UnitOfWork.commit` exactly once at the end. Repositories never commit, so two service
+steps ("hold points", "issue voucher", "capture") compose into one atomic change.
+
+Events go to the ``outbox`` table inside the same transaction (a transactional outbox): nothing is
+announced for a change that rolled back, and nothing is lost if the process dies after commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from sqlalchemy import Engine, insert
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from treu.clock import Clock, SystemClock
+from treu.ids import new_id
+from treu.storage.engine import READONLY
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Event:
+    tenant_id: str
+    type: str
+    payload: dict[str, Any]
+    dedupe_key: str | None = None
+    id: str = field(default_factory=lambda: new_id("event"))
+
+
+class UnitOfWork:
+    def __init__(self, engine: Engine, clock: Clock | None = None, *, readonly: bool = False):
+        self.engine = engine
+        self.clock: Clock = clock or SystemClock()
+        self.readonly = readonly
+        self._conn: Connection | None = None
+        self._events: list[Event] = []
+        self.committed = False
+        # What services read and may read again in this transaction (a programme's revisions):
+        # emptied at commit and rollback, so nothing in it outlives the transaction.
+        self.cache: dict[Hashable, Any] = {}
+
+    @property
+    def conn(self) -> Connection:
+        if self._conn is None:
+            raise RuntimeError("unit of work used outside its 'with' block")
+        return self._conn
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def __enter__(self) -> Self:
+        conn = self.engine.connect()
+        if self.readonly:
+            conn = conn.execution_options(**{READONLY: True})
+        conn.begin()
+        self._conn = conn
+        self._events = []
+        self.cache = {}
+        self.committed = False
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._conn is not None
+        try:
+            if not self.committed:
+                self._conn.rollback()
+        finally:
+            self._conn.close()
+            self._conn = None
+            self.cache = {}
+
+    def publish(self, event: Event) -> None:
+        self._events.append(event)
+
+    def flush_events(self) -> None:
+        """Write the events published so far to the outbox, inside the open transaction."""
+        from treu.outbox.tables import outbox  # late: storage must not depend on domain tables
+
+        if self._events:
+            now = self.now()
+            self.conn.execute(
+                insert(outbox),
+                [
+                    {
+                        "id": e.id,
+                        "tenant_id": e.tenant_id,
+                        "type": e.type,
+                        "payload": e.payload,
+                        "dedupe_key": e.dedupe_key,
+                        "created_at": now,
+                    }
+                    for e in self._events
+                ],
+            )
+        self._events = []
+
+    def commit(self) -> None:
+        self.flush_events()
+        self.conn.commit()
+        self.committed = True
+        self.cache = {}
+
+    def rollback(self) -> None:
+        self.conn.rollback()
+        self._events = []
+        self.cache = {}
+
+
+UowFactory = Callable[[], UnitOfWork]
+
+
+def is_unique_violation(exc: DBAPIError) -> bool:
+    return isinstance(exc, IntegrityError) and "unique" in str(exc.orig).lower()
+
+
+def is_retryable(exc: DBAPIError) -> bool:
+    """Serialization failures, deadlocks and SQLite lock time-outs: the whole use case may retry."""
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if sqlstate in {"40001", "40P01"}:
+        return True
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc)
+
+
+def retrying(fn: Callable[[], T], *, attempts: int = 5) -> T:
+    """Run a whole use case again on a retryable database error (never half of one)."""
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except DBAPIError as exc:
+            if attempt == attempts - 1 or not is_retryable(exc):
+                raise
+    raise AssertionError("unreachable")
