@@ -1,0 +1,87 @@
+"""Test fixtures: every storage test runs on SQLite and on PostgreSQL.
+
+PostgreSQL is not optional: if ``TREU_TEST_POSTGRES_URL`` (default: the local server's ``test``
+database) cannot be reached, the run stops with an error instead of skipping half the suite.
+Each run migrates a fresh SQLite file and a fresh PostgreSQL schema of its own (so parallel runs
+never collide); tests isolate themselves from each other by tenant.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
+
+from treu.clock import FixedClock
+from treu.programmes.service import Tenant, create_tenant
+from treu.storage.engine import make_engine
+from treu.storage.migrate import upgrade
+from treu.storage.uow import UnitOfWork
+
+PG_URL = os.environ.get(
+    "TREU_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+BACKENDS = os.environ.get("TREU_TEST_BACKENDS", "sqlite,postgresql").split(",")
+
+
+def pg_schema_engine() -> tuple[Engine, str]:
+    """An engine on a new schema of its own."""
+    schema = f"test_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(PG_URL)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+    except OperationalError as exc:
+        pytest.exit(
+            f"PostgreSQL at {PG_URL} is unreachable ({exc.orig}); the suite needs it", returncode=3
+        )
+    finally:
+        admin.dispose()
+    separator = "&" if "?" in PG_URL else "?"
+    return make_engine(f"{PG_URL}{separator}options=-csearch_path%3D{schema}"), schema
+
+
+def drop_pg_schema(schema: str) -> None:
+    admin = make_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def engine(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engine]:
+    schema = None
+    if request.param == "sqlite":
+        path: Path = tmp_path_factory.mktemp("db") / "treu.db"
+        eng = make_engine(f"sqlite:///{path}")
+    else:
+        eng, schema = pg_schema_engine()
+    upgrade(eng)
+    yield eng
+    eng.dispose()
+    if schema:
+        drop_pg_schema(schema)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(datetime(2026, 1, 1, 12, tzinfo=UTC))
+
+
+@pytest.fixture
+def new_uow(engine: Engine, clock: FixedClock) -> Callable[[], UnitOfWork]:
+    return lambda: UnitOfWork(engine, clock)
+
+
+@pytest.fixture
+def tenant(new_uow: Callable[[], UnitOfWork]) -> Tenant:
+    with new_uow() as uow:
+        return create_tenant(uow, key=f"t-{uuid.uuid4().hex[:12]}")

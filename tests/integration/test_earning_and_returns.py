@@ -1,0 +1,475 @@
+"""Earning, returns, claims, pending points, holds and adjustments — worked examples on both DBs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from treu.activities.model import ActionIn, LineIn, PurchaseIn, ReturnIn, ReturnLineIn
+from treu.activities.service import (
+    claim_purchase,
+    record_action,
+    record_purchase,
+    record_return,
+    simulate_purchase,
+)
+from treu.clock import FixedClock
+from treu.errors import ErrorCode, TreuError
+from treu.jobs.nightly import run_nightly
+from treu.ledger.model import Balances
+from treu.ledger.service import (
+    activate_points,
+    adjust_points,
+    capture_hold,
+    get_balances,
+    hold_points,
+    member_history,
+    void_hold,
+)
+from treu.ledger.verify import verify_ledger
+from treu.members.model import IdentifierKind
+from treu.members.service import enrol_member, set_blocked
+from treu.outbox.service import list_events
+from treu.programmes.service import Tenant, apply_programme
+from treu.storage.uow import UnitOfWork
+
+NewUow = Callable[[], UnitOfWork]
+
+
+def document(**overrides: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "key": "shop",
+        "name": "Shop",
+        "currency": "EUR",
+        "timezone": "Europe/Berlin",
+        "locale": "de",
+        "stores": [{"key": "web", "name": "Online", "channel": "online"}],
+        "rules": [
+            {
+                "key": "base",
+                "name": "1 Punkt je Euro",
+                "effect": {"type": "per_amount", "points": 1, "per": "1.00"},
+            },
+            {
+                "key": "review",
+                "name": "Bewertung",
+                "when": {"activity": "action", "action_types": ["review"]},
+                "effect": {"type": "fixed", "points": 20},
+                "caps": {"per_member": {"month": 40}},
+            },
+        ],
+        "rewards": [{"key": "coffee", "name": "Kaffee", "kind": "custom", "cost": 50}],
+    }
+    doc.update(overrides)
+    return doc
+
+
+class Shop:
+    """A programme and helpers to act in it, as a till or shop would."""
+
+    def __init__(self, new_uow: NewUow, clock: FixedClock, tenant: Tenant, **overrides: Any):
+        self.new_uow, self.clock, self.tenant = new_uow, clock, tenant
+        with new_uow() as uow:
+            self.programme_id = apply_programme(
+                uow, tenant_id=tenant.id, document=document(**overrides)
+            ).programme_id
+
+    def enrol(self, email: str) -> str:
+        with self.new_uow() as uow:
+            return enrol_member(
+                uow, programme_id=self.programme_id, identifiers_={IdentifierKind.EMAIL: email}
+            ).id
+
+    def buy(self, member: str | None, external_id: str, *prices: str) -> Any:
+        lines = [LineIn(sku=f"SKU{i}", unit_price=p) for i, p in enumerate(prices)]
+        with self.new_uow() as uow:
+            return record_purchase(
+                uow,
+                programme_id=self.programme_id,
+                member=member,
+                purchase=PurchaseIn(external_id=external_id, currency="EUR", lines=lines),
+            )
+
+    def give_back(self, external_id: str, purchase: str, **kwargs: Any) -> Any:
+        with self.new_uow() as uow:
+            return record_return(
+                uow,
+                programme_id=self.programme_id,
+                ret=ReturnIn(external_id=external_id, purchase_external_id=purchase, **kwargs),
+            )
+
+    def balances(self, member_id: str) -> Balances:
+        with self.new_uow() as uow:
+            return get_balances(uow, tenant_id=self.tenant.id, member_id=member_id)
+
+    def spend(self, member_id: str, points: int, key: str) -> None:
+        with self.new_uow() as uow:
+            hold_id = hold_points(
+                uow,
+                tenant_id=self.tenant.id,
+                member_id=member_id,
+                points=points,
+                idempotency_key=key,
+            )
+        with self.new_uow() as uow:
+            capture_hold(uow, tenant_id=self.tenant.id, hold_id=hold_id)
+
+    def verify(self) -> None:
+        with self.new_uow() as uow:
+            report = verify_ledger(uow, tenant_id=self.tenant.id)
+        assert report.ok, report.problems
+
+
+def code_of(call: Callable[[], object]) -> ErrorCode:
+    with pytest.raises(TreuError) as caught:
+        call()
+    return caught.value.code
+
+
+def test_a_partial_return_takes_back_what_the_rest_no_longer_earns(
+    new_uow: NewUow, clock: FixedClock, tenant: Tenant
+) -> None:
+    shop = Shop(new_uow, clock, tenant)
+    mia = shop.enrol("mia@example.org")
+    # given Mia bought two items of 3.40: 6 points (6.80 rounded down)
+    assert shop.buy(mia, "o-1", "3.40", "3.40").points == 6
+    # when one of them comes back
+    result = shop.give_back("r-1", "o-1", lines=[ReturnLineIn(line=0, quantity=1)])
+    # then the purchase is worth 3 points now: 3 taken back, with the reason
+    assert result.points == -3
+    assert "3 of 6 points" in result.awards[0].explanation
+    assert shop.balances(mia).available == 3
+    # and the rest comes back too: nothing left to earn, nothing more to return
+    assert shop.give_back("r-2", "o-1", amount="3.40").points == -3
+    assert code_of(lambda: shop.give_back("r-3", "o-1", amount="0.01")) is (
+        ErrorCode.RETURN_EXCEEDS_PURCHASE
+    )
+    assert shop.balances(mia).available == 0
+    shop.verify()
+
+
+def test_return_policies_decide_what_a_member_loses_after_spending(
+    new_uow: NewUow, clock: FixedClock, tenant: Tenant
+) -> None:
+    outcomes = {}
+    for policy in ("reverse_pending_only", "within_balance", "allow_negative"):
+        shop = Shop(
+            new_uow,
+            clock,
+            tenant,
+            key=f"shop-{policy.replace('_', '-')}",
+            returns={"policy": policy},
+        )
+        ben = shop.enrol("ben@example.org")
+        # given Ben earned 100 points and spent 80 of them
+        shop.buy(ben, "o-1", "100.00")
+        shop.spend(ben, 80, key=f"spend-{policy}")
+        # when the whole purchase is returned
+        result = shop.give_back("r-1", "o-1", amount="100.00")
+        balances = shop.balances(ben)
+        outcomes[policy] = (result.points, result.forgiven, balances.available, balances.negative)
+        shop.verify()
+    assert outcomes == {
+        "reverse_pending_only": (0, 100, 20, 0),  # points were no longer pending: nothing back
+        "within_balance": (-20, 80, 0, 0),  # what he still had, the rest forgiven
+        "allow_negative": (-100, 0, -80, 80),  # all of it: he owes 80
+    }
+
+
+def test_a_negative_balance_is_paid_back_by_the_next_points(
+    new_uow: NewUow, clock: FixedClock, tenant: Tenant
+) -> None:
+    shop = Shop(new_uow, clock, tenant, returns={"policy": "allow_negative"})
+    cy = shop.enrol("cy@example.org")
+    shop.buy(cy, "o-1", "50.00")
+    shop.spend(cy, 50, key="cy-1")
+    shop.give_back("r-1", "o-1", amount="50.00")
+    assert shop.balances(cy).available == -50
+    shop.buy(cy, "o-2", "70.00")
+    balances = shop.balances(cy)
+    assert (balances.available, balances.negative) == (20, 0)
+    assert code_of(lambda: shop.spend(cy, 21, key="cy-2")) is ErrorCode.INSUFFICIENT_POINTS
+    shop.verify()
+
+
+def test_guest_purchases_are_recorded_and_can_be_claimed_within_the_window(
+    new_uow: NewUow, clock: FixedClock, tenant: Tenant
+) -> None:
+    shop = Shop(
+        new_uow, clock, tenant, returns={"policy": "within_balance", "claim_window_days": 14}
+    )
+    guest = shop.buy(None, "o-guest", "12.00")
+    assert (guest.member_id, guest.points) == (None, 0)
+    dee = shop.enrol("dee@example.org")
+    clock.advance(timedelta(days=3))
+    with new_uow() as uow:
+        claimed = claim_purchase(
+            uow, programme_id=shop.programme_id, member=dee, external_id="o-guest"
+        )
+    assert claimed.points == 12
+    with new_uow() as uow:
+        again = claim_purchase(
+            uow, programme_id=shop.programme_id, member=dee, external_id="o-guest"
+        )
+    assert again.replayed
+    eve = shop.enrol("eve@example.org")
+    with new_uow() as uow:
+        assert (
+            code_of(
+                lambda: claim_purchase(
+                    uow, programme_id=shop.programme_id, member=eve, external_id="o-guest"
+                )
+            )
+            is ErrorCode.ALREADY_CLAIMED
+        )
+    shop.buy(None, "o-old", "9.00")
+    clock.advance(timedelta(days=15))
+    with new_uow() as uow:
+        assert (
+            code_of(
+                lambda: claim_purchase(
+                    uow, programme_id=shop.programme_id, member=eve, external_id="o-old"
+                )
+            )
+            is ErrorCode.CLAIM_WINDOW_CLOSED
+        )
+    assert shop.balances(dee).available == 12
+    assert shop.balances(eve).available == 0
+    shop.verify()
+
+
+def test_pending_points_become_spendable_after_the_return_window(
+    new_uow: NewUow, clock: FixedClock, tenant: Tenant
+) -> None:
+    shop = Shop(new_uow, clock, tenant, pending={"mode": "after_days", "days": 14})
+    clock.set(datetime(2026, 3, 1, 10, tzinfo=UTC))
+    fay = shop.enrol("fay@example.org")
+    assert shop.buy(fay, "o-1", "30.00").pending
+    assert (shop.balances(fay).available, shop.balances(fay).pending) == (0, 30)
+    # a return while pending takes the points back from pending under every policy
+    shop.give_back("r-1", "o-1", amount="10.00")
+    assert shop.balances(fay).pending == 20
+    clock.set(datetime(2026, 3, 15, 23, tzinfo=UTC))
+    run_nightly(new_uow, day=datetime(2026, 3, 16).date(), programme_id=shop.programme_id)
+    assert (shop.balances(fay).available, shop.balances(fay).pending) == (20, 0)
+    shop.verify()
+
+
+def test_points_held_until_activated_by_the_shop(
+    new_uow: NewUow, clock: FixedClock, tenant: Tenant
+) -> None:
+    shop = Shop(new_uow, clock, tenant, pending={"mode": "on_activation"})
+    gil = shop.enrol("gil@example.org")
+    result = shop.buy(gil, "o-1", "25.00")
+    assert shop.balances(gil).pending == 25
+    with new_uow() as uow:
+        assert activate_points(uow, tenant_id=tenant.id, activity_id=result.activity_id) == 25
+    with new_uow() as uow:
+        assert activate_points(uow, tenant_id=tenant.id, activity_id=result.activity_id) == 0
+    assert shop.balances(gil).available == 25
+    shop.verify()
+
+
+def test_a_void_puts_held_points_back_where_they_were(
+    new_uow: NewUow, clock: FixedClock, tenant: Tenant
+) -> None:
+    shop = Shop(new_uow, clock, tenant)
+    hal = shop.enrol("hal@example.org")
+    shop.buy(hal, "o-1", "40.00")
+    with new_uow() as uow:
+        hold_id = hold_points(
+            uow, tenant_id=tenant.id, member_id=hal, points=30, idempotency_key="h1"
+        )
+    with new_uow() as uow:  # the same request again: the same hold, not a second one
+        assert (
+            hold_points(uow, tenant_id=tenant.id, member_id=hal, points=30, idempotency_key="h1")
+            == hold_id
+        )
+    assert (shop.balances(hal).available, shop.balances(hal).held) == (10, 30)
+    with new_uow() as uow:
+        void_hold(uow, tenant_id=tenant.id, hold_id=hold_id)
+    with new_uow() as uow:
+        assert code_of(lambda: capture_hold(uow, tenant_id=tenant.id, hold_id=hold_id)) is (
+            ErrorCode.HOLD_NOT_OPEN
+        )
+    assert (shop.balances(hal).available, shop.balances(hal).held) == (40, 0)
+    shop.verify()
+
+
+def test_adjustments_need_a_reason_and_happen_once(
+    new_uow: NewUow, clock: FixedClock, tenant: Tenant
+) -> None:
+    shop = Shop(new_uow, clock, tenant)
+    ivy = shop.enrol("ivy@example.org")
+    for _ in range(2):
+        with new_uow() as uow:
+            adjust_points(
+                uow,
+                tenant_id=tenant.id,
+                member_id=ivy,
+                points=25,
+                reason="Kulanz: Kaffee verschüttet",
+                actor="staff:anna",
+                idempotency_key="adj-1",
+            )
+    with new_uow() as uow:
+        assert (
+            code_of(
+                lambda: adjust_points(
+                    uow,
+                    tenant_id=tenant.id,
+                    member_id=ivy,
+                    points=-5,
+                    reason=" ",
+                    actor="staff:anna",
+                    idempotency_key="adj-2",
+                )
+            )
+            is ErrorCode.VALIDATION_ERROR
+        )
+    with new_uow() as uow:
+        assert (
+            code_of(
+                lambda: adjust_points(
+                    uow,
+                    tenant_id=tenant.id,
+                    member_id=ivy,
+                    points=-30,
+                    reason="Korrektur",
+                    actor="staff:anna",
+                    idempotency_key="adj-3",
+                )
+            )
+            is ErrorCode.INSUFFICIENT_POINTS
+        )
+    with new_uow() as uow:
+        adjust_points(
+            uow,
+            tenant_id=tenant.id,
+            member_id=ivy,
+            points=-5,
+            reason="Korrektur",
+            actor="staff:anna",
+            idempotency_key="adj-4",
+        )
+    assert shop.balances(ivy).available == 20
+    with new_uow() as uow:
+        reasons = [h.reason for h in member_history(uow, tenant_id=tenant.id, member_id=ivy)]
+    assert reasons == ["Kulanz: Kaffee verschüttet", "Korrektur"]
+    shop.verify()
+
+
+def test_caps_per_member_and_month_limit_actions(
+    new_uow: NewUow, clock: FixedClock, tenant: Tenant
+) -> None:
+    shop = Shop(new_uow, clock, tenant)
+    jo = shop.enrol("jo@example.org")
+    earned = []
+    for i in range(3):
+        with new_uow() as uow:
+            earned.append(
+                record_action(
+                    uow,
+                    programme_id=shop.programme_id,
+                    member=jo,
+                    action=ActionIn(external_id=f"rev-{i}", type="review"),
+                ).points
+            )
+    assert earned == [20, 20, 0]
+    clock.advance(timedelta(days=31))
+    with new_uow() as uow:
+        assert (
+            record_action(
+                uow,
+                programme_id=shop.programme_id,
+                member=jo,
+                action=ActionIn(external_id="rev-next", type="review"),
+            ).points
+            == 20
+        )
+
+
+def test_rejected_requests_change_nothing(
+    new_uow: NewUow, clock: FixedClock, tenant: Tenant
+) -> None:
+    shop = Shop(new_uow, clock, tenant)
+    kai = shop.enrol("kai@example.org")
+    shop.buy(kai, "o-1", "10.00")
+    before = shop.balances(kai)
+    with new_uow() as uow:
+        events_before = len(list_events(uow, tenant_id=tenant.id))
+
+    def purchase(**fields: Any) -> PurchaseIn:
+        return PurchaseIn(**{"external_id": "o-bad", "currency": "EUR", "total": "5.00", **fields})
+
+    attempts = {
+        "currency": lambda uow: record_purchase(
+            uow, programme_id=shop.programme_id, member=kai, purchase=purchase(currency="USD")
+        ),
+        "decimals": lambda uow: record_purchase(
+            uow, programme_id=shop.programme_id, member=kai, purchase=purchase(total="5.005")
+        ),
+        "future": lambda uow: record_purchase(
+            uow,
+            programme_id=shop.programme_id,
+            member=kai,
+            purchase=purchase(occurred_at=clock.now() + timedelta(days=1)),
+        ),
+        "store": lambda uow: record_purchase(
+            uow, programme_id=shop.programme_id, member=kai, purchase=purchase(store="mars")
+        ),
+        "member": lambda uow: record_purchase(
+            uow,
+            programme_id=shop.programme_id,
+            member="email:nobody@example.org",
+            purchase=purchase(),
+        ),
+        "return": lambda uow: record_return(
+            uow,
+            programme_id=shop.programme_id,
+            ret=ReturnIn(external_id="r-x", purchase_external_id="nope", amount="1.00"),
+        ),
+        "too_much": lambda uow: record_return(
+            uow,
+            programme_id=shop.programme_id,
+            ret=ReturnIn(external_id="r-y", purchase_external_id="o-1", amount="10.01"),
+        ),
+    }
+    codes = {}
+    for name, attempt in attempts.items():
+        with new_uow() as uow:
+            codes[name] = code_of(lambda attempt=attempt, uow=uow: attempt(uow))
+    assert codes == {
+        "currency": ErrorCode.CURRENCY_MISMATCH,
+        "decimals": ErrorCode.INVALID_AMOUNT,
+        "future": ErrorCode.VALIDATION_ERROR,
+        "store": ErrorCode.STORE_NOT_FOUND,
+        "member": ErrorCode.MEMBER_NOT_FOUND,
+        "return": ErrorCode.PURCHASE_NOT_FOUND,
+        "too_much": ErrorCode.RETURN_EXCEEDS_PURCHASE,
+    }
+    with new_uow() as uow:
+        set_blocked(uow, tenant_id=tenant.id, member_id=kai, blocked=True)
+    assert code_of(lambda: shop.buy(kai, "o-2", "5.00")) is ErrorCode.MEMBER_BLOCKED
+    assert shop.balances(kai) == before
+    with new_uow() as uow:
+        assert len(list_events(uow, tenant_id=tenant.id)) == events_before + 1  # member.updated
+    shop.verify()
+
+
+def test_simulation_explains_and_writes_nothing(
+    new_uow: NewUow, clock: FixedClock, tenant: Tenant
+) -> None:
+    shop = Shop(new_uow, clock, tenant)
+    with new_uow() as uow:
+        awards = simulate_purchase(
+            uow,
+            programme_id=shop.programme_id,
+            purchase=PurchaseIn(external_id="sim", currency="EUR", total="12.99"),
+        )
+    assert [(a.rule_key, a.points) for a in awards] == [("base", 12)]
+    assert "12.99 EUR" in awards[0].explanation
+    assert shop.buy(None, "sim", "1.00").points == 0  # "sim" was never recorded
