@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, case, func, insert, select, update
+from sqlalchemy import BindParameter, Integer, and_, bindparam, case, func, insert, select, update
 
 from treu.errors import ErrorCode, Rejected
 from treu.ids import new_id
@@ -72,52 +72,61 @@ def post(
     _move(uow, credit, amount)
     transfer_id = new_id("transfer")
     uow.conn.execute(
-        insert(transfers).values(
-            id=transfer_id,
-            tenant_id=programme.tenant_id,
-            programme_id=programme.id,
-            kind=kind.value,
-            unit="points",
-            debit_account_id=debit,
-            credit_account_id=credit,
-            amount=amount,
-            idempotency_key=key,
-            corrects_id=corrects_id,
-            member_id=member_id,
-            activity_id=activity_id,
-            hold_id=hold_id,
-            reason=reason,
-            actor=actor,
-            posted_at=at,
-        )
+        _INSERT_TRANSFER,
+        {
+            "id": transfer_id,
+            "tenant_id": programme.tenant_id,
+            "programme_id": programme.id,
+            "kind": kind.value,
+            "unit": "points",
+            "debit_account_id": debit,
+            "credit_account_id": credit,
+            "amount": amount,
+            "idempotency_key": key,
+            "corrects_id": corrects_id,
+            "member_id": member_id,
+            "activity_id": activity_id,
+            "hold_id": hold_id,
+            "reason": reason,
+            "actor": actor,
+            "posted_at": at,
+        },
     )
     return transfer_id
 
 
+# The hot path runs the same few statements for every event: built once here, executed with
+# parameters, so SQLAlchemy compiles each one once instead of per call.
+_INSERT_TRANSFER = insert(transfers)
+_SYSTEM_SUFFIXES = tuple(f"_{k.value}" for k in SystemAccount)
+_DEBT_SUFFIX = f"_{MemberAccount.DEBT.value}"
+_DELTA: BindParameter[int] = bindparam("delta", type_=Integer)
+_MOVE = {
+    # A debt account counts down from zero, every other member account up from zero.
+    debt: update(accounts)
+    .where(
+        accounts.c.id == bindparam("account_id"),
+        (accounts.c.balance + _DELTA <= 0) if debt else (accounts.c.balance + _DELTA >= 0),
+    )
+    .values(balance=accounts.c.balance + _DELTA)
+    for debt in (False, True)
+}
+_BALANCE = select(accounts.c.balance).where(accounts.c.id == bindparam("account_id"))
+
+
 def _move(uow: UnitOfWork, account_id: str, delta: int) -> None:
     """Guarded balance change of a member account; system accounts keep no cached balance."""
-    if account_id.endswith(tuple(f"_{k.value}" for k in SystemAccount)):
+    if account_id.endswith(_SYSTEM_SUFFIXES):
         return
-    floor_ok = (
-        accounts.c.balance + delta <= 0
-        if account_id.endswith(f"_{MemberAccount.DEBT.value}")
-        else accounts.c.balance + delta >= 0
-    )
-    result = uow.conn.execute(
-        update(accounts)
-        .where(accounts.c.id == account_id, floor_ok)
-        .values(balance=accounts.c.balance + delta)
-    )
+    statement = _MOVE[account_id.endswith(_DEBT_SUFFIX)]
+    result = uow.conn.execute(statement, {"account_id": account_id, "delta": delta})
     if result.rowcount != 1:
         raise Rejected(ErrorCode.INSUFFICIENT_POINTS, "not enough points")
 
 
 def balance(uow: UnitOfWork, member_id: str, kind: MemberAccount) -> int:
-    return int(
-        uow.conn.execute(
-            select(accounts.c.balance).where(accounts.c.id == member_acc(member_id, kind))
-        ).scalar_one()
-    )
+    account_id = member_acc(member_id, kind)
+    return int(uow.conn.execute(_BALANCE, {"account_id": account_id}).scalar_one())
 
 
 # --- earning -----------------------------------------------------------------------------
@@ -159,25 +168,29 @@ def earn(
     )
     lot_id = new_id("lot")
     uow.conn.execute(
-        insert(lots).values(
-            id=lot_id,
-            tenant_id=programme.tenant_id,
-            programme_id=programme.id,
-            member_id=member_id,
-            unit="points",
-            transfer_id=transfer_id,
-            activity_id=activity_id,
-            amount=amount,
-            remaining=amount,
-            status=(LotStatus.PENDING if pending else LotStatus.ACTIVE).value,
-            activates_at=activates_at,
-            expires_at=expires_at,
-            created_at=at,
-        )
+        _INSERT_LOT,
+        {
+            "id": lot_id,
+            "tenant_id": programme.tenant_id,
+            "programme_id": programme.id,
+            "member_id": member_id,
+            "unit": "points",
+            "transfer_id": transfer_id,
+            "activity_id": activity_id,
+            "amount": amount,
+            "remaining": amount,
+            "status": (LotStatus.PENDING if pending else LotStatus.ACTIVE).value,
+            "activates_at": activates_at,
+            "expires_at": expires_at,
+            "created_at": at,
+        },
     )
     if not pending:
         settle_debt(uow, programme, member_id=member_id, lot_id=lot_id, key=key, at=at)
     return transfer_id, lot_id
+
+
+_INSERT_LOT = insert(lots)
 
 
 def activate(uow: UnitOfWork, programme: Programme, *, lot_id: str, at: datetime) -> int:
@@ -217,9 +230,7 @@ def settle_debt(
     debt = -balance(uow, member_id, MemberAccount.DEBT)
     if debt == 0:
         return
-    remaining = int(
-        uow.conn.execute(select(lots.c.remaining).where(lots.c.id == lot_id)).scalar_one()
-    )
+    remaining = int(uow.conn.execute(_LOT_REMAINING, {"lot_id": lot_id}).scalar_one())
     amount = min(debt, remaining)
     transfer_id = post(
         uow,
@@ -233,6 +244,9 @@ def settle_debt(
         at=at,
     )
     _draw(uow, programme, transfer_id, [(lot_id, amount)])
+
+
+_LOT_REMAINING = select(lots.c.remaining).where(lots.c.id == bindparam("lot_id"))
 
 
 # --- spending ----------------------------------------------------------------------------
@@ -300,36 +314,34 @@ def _in_order(ordered: list[LotView], amount: int) -> list[tuple[str, int]]:
     return plan
 
 
+_LEFT = lots.c.remaining - bindparam("take")
+_DRAW = (
+    update(lots)
+    .where(lots.c.id == bindparam("lot_id"), _LEFT >= 0, lots.c.amount >= _LEFT)
+    .values(
+        remaining=_LEFT,
+        # A lot that is empty is closed; a lot that got points back is open again. Both in the
+        # same statement: the CHECK "a closed lot is empty" holds after each one.
+        status=case(
+            (and_(_LEFT == 0, lots.c.status == LotStatus.ACTIVE.value), LotStatus.CLOSED.value),
+            (and_(_LEFT > 0, lots.c.status == LotStatus.CLOSED.value), LotStatus.ACTIVE.value),
+            else_=lots.c.status,
+        ),
+    )
+)
+_INSERT_ALLOCATION = insert(lot_allocations)
+
+
 def _draw(
     uow: UnitOfWork, programme: Programme, transfer_id: str, plan: list[tuple[str, int]]
 ) -> None:
     """Record that ``transfer_id`` took these amounts from these lots (negative: gave back)."""
     for lot_id, amount in plan:
-        left = lots.c.remaining - amount
-        result = uow.conn.execute(
-            update(lots)
-            .where(lots.c.id == lot_id, left >= 0, left <= lots.c.amount)
-            .values(
-                remaining=left,
-                # A lot that is empty is closed; a lot that got points back is open again. Both
-                # in the same statement: the CHECK "a closed lot is empty" holds after each one.
-                status=case(
-                    (
-                        and_(left == 0, lots.c.status == LotStatus.ACTIVE.value),
-                        LotStatus.CLOSED.value,
-                    ),
-                    (
-                        and_(left > 0, lots.c.status == LotStatus.CLOSED.value),
-                        LotStatus.ACTIVE.value,
-                    ),
-                    else_=lots.c.status,
-                ),
-            )
-        )
+        result = uow.conn.execute(_DRAW, {"lot_id": lot_id, "take": amount})
         if result.rowcount != 1:
             raise RuntimeError(f"lot {lot_id} cannot give {amount}")  # a bug, not user input
     uow.conn.execute(
-        insert(lot_allocations),
+        _INSERT_ALLOCATION,
         [
             {
                 "id": new_id("allocation"),
