@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 import pytest
 from sqlalchemy import Engine, func, select
 
-from treu.activities.model import PurchaseIn
-from treu.activities.service import ActivityResult, record_purchase
+from treu.activities.model import PurchaseIn, ReturnIn
+from treu.activities.service import ActivityResult, record_purchase, record_return
 from treu.activities.tables import activities
 from treu.clock import FixedClock
 from treu.errors import ErrorCode, TreuError
@@ -321,6 +321,35 @@ def test_a_guest_purchase_sent_five_times_at_once_is_recorded_once(shop: Shop) -
     results: list[ActivityResult] = [result for _, result in outcomes]
     assert len({r.activity_id for r in results}) == 1
     assert sorted(r.replayed for r in results) == [False, True, True, True, True]
+
+
+def test_eight_full_returns_of_one_guest_purchase_at_once_return_it_once(shop: Shop) -> None:
+    # given a guest bought for 50.00
+    purchase = PurchaseIn(external_id="till-9-guest-r", currency="EUR", total=Decimal("50.00"))
+    shop.buy(None, purchase)
+
+    # when eight tills each return the whole of it at the same moment
+    def give_back(n: int) -> ActivityResult:
+        ret = ReturnIn(
+            external_id=f"r-{n}", purchase_external_id="till-9-guest-r", amount=Decimal("50.00")
+        )
+        with shop.uow() as uow:
+            return record_return(uow, programme_id=shop.programme_id, ret=ret)
+
+    outcomes = all_at_once([lambda n=n: give_back(n) for n in range(8)])
+
+    # then one return goes through and seven are refused: never more back than was paid
+    assert Counter(kind for kind, _ in outcomes) == {"ok": 1, "rejected": 7}
+    assert {code for kind, code in outcomes if kind == "rejected"} == {
+        ErrorCode.RETURN_EXCEEDS_PURCHASE
+    }
+    with shop.uow() as uow:
+        returned = uow.conn.execute(
+            select(func.sum(activities.c.paid_minor)).where(
+                activities.c.programme_id == shop.programme_id, activities.c.type == "return"
+            )
+        ).scalar_one()
+    assert returned == 5000
 
 
 def test_two_sign_ups_with_the_same_email_at_once_make_one_member(shop: Shop) -> None:

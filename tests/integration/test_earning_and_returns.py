@@ -31,7 +31,7 @@ from treu.ledger.service import (
 )
 from treu.ledger.verify import verify_ledger
 from treu.members.model import IdentifierKind
-from treu.members.service import enrol_member, set_blocked
+from treu.members.service import enrol_member, set_blocked, update_profile
 from treu.outbox.service import list_events
 from treu.programmes.service import Tenant, apply_programme
 from treu.storage.uow import UnitOfWork
@@ -473,3 +473,63 @@ def test_simulation_explains_and_writes_nothing(
     assert [(a.rule_key, a.points) for a in awards] == [("base", 12)]
     assert "12.99 EUR" in awards[0].explanation
     assert shop.buy(None, "sim", "1.00").points == 0  # "sim" was never recorded
+
+
+def test_a_claim_after_a_guest_return_earns_only_what_was_kept(
+    new_uow: NewUow, clock: FixedClock, tenant: Tenant
+) -> None:
+    shop = Shop(new_uow, clock, tenant)
+    # given a guest bought 20.00 + 10.00 and returned the 10.00 item at the till
+    shop.buy(None, "o-guest", "20.00", "10.00")
+    shop.give_back("r-guest", "o-guest", lines=[ReturnLineIn(line=1, quantity=1)])
+    # when Fay claims the receipt
+    fay = shop.enrol("fay@example.org")
+    with new_uow() as uow:
+        claimed = claim_purchase(
+            uow, programme_id=shop.programme_id, member=fay, external_id="o-guest"
+        )
+    # then she earns on the 20.00 she kept, and returning the rest takes back exactly that
+    assert claimed.points == 20
+    assert shop.give_back("r-fay", "o-guest", amount="20.00").points == -20
+    assert shop.balances(fay).available == 0
+    shop.verify()
+
+
+def test_a_return_is_judged_by_the_facts_the_purchase_earned_with(
+    new_uow: NewUow, clock: FixedClock, tenant: Tenant
+) -> None:
+    vip_rule = {
+        "key": "vip",
+        "name": "VIP bonus",
+        "when": {"member_attributes": {"vip": True}},
+        "effect": {"type": "bonus", "points": 10},
+    }
+    base = document()["rules"]
+    shop = Shop(new_uow, clock, tenant, rules=[*base, vip_rule])
+    gil = shop.enrol("gil@example.org")
+    with new_uow() as uow:
+        update_profile(uow, tenant_id=tenant.id, member_id=gil, attributes={"vip": True})
+    # given Gil bought as a VIP: 30 + 10 points
+    assert shop.buy(gil, "o-1", "30.00").points == 40
+    # and is no longer a VIP today
+    with new_uow() as uow:
+        update_profile(uow, tenant_id=tenant.id, member_id=gil, attributes={"vip": False})
+    # when he returns half of it, the VIP bonus he earned stays (the rest still qualifies)
+    result = shop.give_back("r-1", "o-1", amount="15.00")
+    assert result.points == -15
+    assert shop.balances(gil).available == 25
+    shop.verify()
+
+
+def test_a_retried_purchase_replays_even_after_the_member_was_blocked(
+    new_uow: NewUow, clock: FixedClock, tenant: Tenant
+) -> None:
+    shop = Shop(new_uow, clock, tenant)
+    hal = shop.enrol("hal@example.org")
+    first = shop.buy(hal, "o-1", "12.00")
+    with new_uow() as uow:
+        set_blocked(uow, tenant_id=tenant.id, member_id=hal, blocked=True)
+    again = shop.buy(hal, "o-1", "12.00")
+    assert (again.replayed, again.points, again.activity_id) == (True, 12, first.activity_id)
+    assert code_of(lambda: shop.buy(hal, "o-2", "12.00")) is ErrorCode.MEMBER_BLOCKED
+    shop.verify()

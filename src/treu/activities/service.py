@@ -78,9 +78,13 @@ def record_purchase(
     now = uow.now()
     occurred = _occurred(purchase.occurred_at, now)
     programme = load_programme(uow, programme_id, at=occurred)
-    locked = _locked_member(uow, programme_id, member)
+    locked = (
+        resolve_member_for_write(uow, programme_id=programme_id, reference=member)
+        if member is not None
+        else None
+    )
     member_id = locked.id if locked else None
-    facts = (locked.first_purchase_at is None, locked.attributes) if locked else None
+    facts = (locked.status, locked.first_purchase_at is None, locked.attributes) if locked else None
     result = _record_purchase(uow, programme, purchase, member_id, occurred, facts)
     if result is None:  # the same purchase committed a moment ago by a concurrent request
         uow.rollback()
@@ -118,15 +122,11 @@ def record_purchases(
                     uow, programme_id=programme_id, reference=reference
                 )
     lock_members(uow, *member_ids.values())
-    statuses = _statuses(uow, list(member_ids.values()))
     results: list[ActivityResult] = []
     for index, ((reference, purchase), at) in enumerate(zip(items, occurred, strict=True)):
         with _naming_item(index, purchase):
             programme = load_programme(uow, programme_id, at=at)
-            member_id = None
-            if reference is not None:
-                member_id = member_ids[reference]
-                _require_active(member_id, statuses[member_id])
+            member_id = None if reference is None else member_ids[reference]
             result = _record_purchase(uow, programme, purchase, member_id, at)
             if result is None:
                 # A concurrent request committed this purchase after the replay check; nothing
@@ -154,14 +154,15 @@ def _record_purchase(
     purchase: PurchaseIn,
     member_id: str | None,
     occurred: datetime,
-    facts: tuple[bool, dict[str, Any]] | None = None,
+    facts: tuple[str, bool, dict[str, Any]] | None = None,
 ) -> ActivityResult | None:
-    """Record one purchase of a locked, active member (or a guest) without committing.
+    """Record one purchase of a locked member (or a guest) without committing.
 
-    ``facts``: the member's (first purchase pending, attributes) if just read under the lock,
-    None to read them here. Returns the earlier result (``replayed``) for a purchase already
-    recorded, and None if a concurrent transaction committed the same purchase after the replay
-    check (nothing written).
+    ``facts``: the member's (status, first purchase pending, attributes) if just read under the
+    lock, None to read them here. Returns the earlier result (``replayed``) for a purchase already
+    recorded, even if the member was blocked since: a retry is not a new purchase. Returns None
+    if a concurrent transaction committed the same purchase after the replay check (nothing
+    written).
     """
     replay = _replay(uow, programme.id, "purchase", purchase.external_id)
     if replay:
@@ -170,7 +171,8 @@ def _record_purchase(
     store_id = _store_id(uow, programme.id, purchase.store)
     first, attributes = False, None
     if member_id is not None:
-        first, attributes = facts or _member_facts(uow, member_id)
+        status, first, attributes = facts or _member_facts(uow, member_id)
+        _require_active(member_id, status)
     activity_id = _insert_activity(
         uow,
         programme,
@@ -183,6 +185,7 @@ def _record_purchase(
         basket=basket,
         first_purchase=first,
         payload=purchase.model_dump(mode="json"),
+        member_attributes=attributes,
     )
     if activity_id is None:
         return None
@@ -218,11 +221,12 @@ def record_action(
     now = uow.now()
     occurred = _occurred(action.occurred_at, now)
     programme = load_programme(uow, programme_id, at=occurred)
-    member_id = _member_for_write(uow, programme_id, member)
-    assert member_id is not None
+    locked = resolve_member_for_write(uow, programme_id=programme_id, reference=member)
+    member_id = locked.id
     replay = _replay(uow, programme_id, "action", action.external_id)
     if replay:
         return replay
+    _require_active(member_id, locked.status)
     activity_id = _insert_activity(
         uow,
         programme,
@@ -280,32 +284,14 @@ def record_return(uow: UnitOfWork, *, programme_id: str, ret: ReturnIn) -> Activ
     """
     now = uow.now()
     occurred = _occurred(ret.occurred_at, now)
-    purchase = uow.conn.execute(
-        select(activities).where(
-            activities.c.programme_id == programme_id,
-            activities.c.type == "purchase",
-            activities.c.external_id == ret.purchase_external_id,
-        )
-    ).first()
-    if purchase is None:
-        raise NotFound(ErrorCode.PURCHASE_NOT_FOUND, f"no purchase {ret.purchase_external_id!r}")
+    purchase = _locked_purchase(uow, programme_id, ret.purchase_external_id)
     member_id = purchase.member_id
-    if member_id:
-        lock_members(uow, member_id)
     replay = _replay(uow, programme_id, "return", ret.external_id)
     if replay:
         return replay
     programme = load_revision(uow, purchase.revision_id)
     basket = _stored_basket(purchase.payload, programme)
-    earlier = uow.conn.execute(
-        select(activities.c.payload).where(
-            activities.c.purchase_id == purchase.id, activities.c.type == "return"
-        )
-    ).all()
-    already = [0] * len(basket.lines)
-    for (payload,) in earlier:
-        for i, amount in enumerate(payload["returned_minor"]):
-            already[i] += amount
+    already = _returned_so_far(uow, purchase.id, len(basket.lines))
     back = returned_per_line(basket, already, ret, programme.currency)
     payload = {**ret.model_dump(mode="json"), "returned_minor": back}
     activity_id = _insert_activity(
@@ -346,17 +332,10 @@ def claim_purchase(
     uow: UnitOfWork, *, programme_id: str, member: str, external_id: str
 ) -> ActivityResult:
     """A member claims a purchase recorded without them (the receipt), within the claim window."""
-    member_id = _member_for_write(uow, programme_id, member)
-    assert member_id is not None
-    row = uow.conn.execute(
-        select(activities).where(
-            activities.c.programme_id == programme_id,
-            activities.c.type == "purchase",
-            activities.c.external_id == external_id,
-        )
-    ).first()
-    if row is None:
-        raise NotFound(ErrorCode.PURCHASE_NOT_FOUND, f"no purchase {external_id!r}")
+    locked = _locked_member(uow, programme_id, member)
+    assert locked is not None
+    member_id = locked.id
+    row = _purchase_row(uow, programme_id, external_id, for_update=True)
     if row.member_id == member_id:
         return _result(uow, row, replayed=True)
     if row.member_id is not None:
@@ -367,24 +346,27 @@ def claim_purchase(
         raise Rejected(
             ErrorCode.CLAIM_WINDOW_CLOSED, f"purchases can be claimed within {window.days} days"
         )
-    first = _first_purchase_pending(uow, member_id)
+    first = locked.first_purchase_at is None
     claimed = uow.conn.execute(
         update(activities)
         .where(activities.c.id == row.id, activities.c.member_id.is_(None))
-        .values(member_id=member_id, first_purchase=first)
+        .values(member_id=member_id, first_purchase=first, member_attributes=locked.attributes)
     )
     if claimed.rowcount != 1:
         raise Rejected(ErrorCode.ALREADY_CLAIMED, "this purchase was claimed a moment ago")
+    # Points for what the guest kept: returns made before the claim are already netted out.
     basket = _stored_basket(row.payload, programme)
+    net = basket.after_returns(_returned_so_far(uow, row.id, len(basket.lines)))
     ctx = _context(
         uow,
         programme,
         member_id,
         row.occurred_at,
         first,
-        basket=basket,
+        basket=net,
         channel=row.channel,
         store=row.payload.get("store"),
+        attributes=locked.attributes,
     )
     result = _earn(
         uow,
@@ -463,11 +445,6 @@ def _occurred(given: datetime | None, now: datetime) -> datetime:
     return given
 
 
-def _member_for_write(uow: UnitOfWork, programme_id: str, reference: str | None) -> str | None:
-    locked = _locked_member(uow, programme_id, reference)
-    return locked.id if locked else None
-
-
 def _locked_member(
     uow: UnitOfWork, programme_id: str, reference: str | None
 ) -> LockedMember | None:
@@ -483,21 +460,10 @@ def _require_active(member_id: str, status: str) -> None:
         raise Rejected(ErrorCode.MEMBER_BLOCKED, f"member {member_id} is {status}")
 
 
-_STATUSES = select(members.c.id, members.c.status).where(
-    members.c.id.in_(bindparam("member_ids", expanding=True))
-)
-
-
-def _statuses(uow: UnitOfWork, member_ids: list[str]) -> dict[str, str]:
-    if not member_ids:
-        return {}
-    return {r.id: r.status for r in uow.conn.execute(_STATUSES, {"member_ids": member_ids})}
-
-
 _FIRST_PURCHASE_AT = select(members.c.first_purchase_at).where(
     members.c.id == bindparam("member_id")
 )
-_FACTS = select(members.c.first_purchase_at, members.c.attributes).where(
+_FACTS = select(members.c.status, members.c.first_purchase_at, members.c.attributes).where(
     members.c.id == bindparam("member_id")
 )
 
@@ -507,10 +473,10 @@ def _first_purchase_pending(uow: UnitOfWork, member_id: str) -> bool:
     return first_at is None
 
 
-def _member_facts(uow: UnitOfWork, member_id: str) -> tuple[bool, dict[str, Any]]:
-    """(first purchase still pending, attributes) in one read of the member row."""
+def _member_facts(uow: UnitOfWork, member_id: str) -> tuple[str, bool, dict[str, Any]]:
+    """(status, first purchase still pending, attributes) in one read of the member row."""
     row = uow.conn.execute(_FACTS, {"member_id": member_id}).one()
-    return row.first_purchase_at is None, row.attributes
+    return row.status, row.first_purchase_at is None, row.attributes
 
 
 def _store_id(uow: UnitOfWork, programme_id: str, key: str | None) -> str | None:
@@ -538,6 +504,7 @@ def _insert_activity(
     action_type: str | None = None,
     purchase_id: str | None = None,
     paid_minor: int | None = None,
+    member_attributes: dict[str, Any] | None = None,
 ) -> str | None:
     activity_id = new_id("activity")
     values = {
@@ -559,6 +526,7 @@ def _insert_activity(
         "first_purchase": first_purchase,
         "purchase_id": purchase_id,
         "payload": payload,
+        "member_attributes": member_attributes,
     }
     statement = insert_or_skip(
         activities,
@@ -583,6 +551,54 @@ _ACTIVITY_BY_EXTERNAL_ID = select(activities).where(
     activities.c.programme_id == bindparam("programme_id"),
     activities.c.type == bindparam("type"),
     activities.c.external_id == bindparam("external_id"),
+)
+
+
+_PURCHASE_BY_EXTERNAL_ID = select(activities).where(
+    activities.c.programme_id == bindparam("programme_id"),
+    activities.c.type == "purchase",
+    activities.c.external_id == bindparam("external_id"),
+)
+
+
+def _purchase_row(
+    uow: UnitOfWork, programme_id: str, external_id: str, *, for_update: bool = False
+) -> Any:
+    statement = _PURCHASE_BY_EXTERNAL_ID
+    if for_update and uow.dialect == "postgresql":
+        statement = statement.with_for_update()
+    row = uow.conn.execute(
+        statement, {"programme_id": programme_id, "external_id": external_id}
+    ).first()
+    if row is None:
+        raise NotFound(ErrorCode.PURCHASE_NOT_FOUND, f"no purchase {external_id!r}")
+    return row
+
+
+def _locked_purchase(uow: UnitOfWork, programme_id: str, external_id: str) -> Any:
+    """The purchase row for a return, locked after its member (the lock order everywhere:
+    member, then purchase), so two returns of one purchase, or a return and a receipt claim,
+    never both count the same units."""
+    row = _purchase_row(uow, programme_id, external_id)
+    if row.member_id:
+        lock_members(uow, row.member_id)
+    locked = _purchase_row(uow, programme_id, external_id, for_update=True)
+    if locked.member_id != row.member_id and locked.member_id:
+        lock_members(uow, locked.member_id)  # claimed between the two reads
+    return locked
+
+
+def _returned_so_far(uow: UnitOfWork, purchase_id: str, lines: int) -> list[int]:
+    """Minor units already returned per basket line, over every earlier return."""
+    already = [0] * lines
+    for (payload,) in uow.conn.execute(_RETURNS_OF, {"purchase_id": purchase_id}):
+        for i, amount in enumerate(payload["returned_minor"]):
+            already[i] += amount
+    return already
+
+
+_RETURNS_OF = select(activities.c.payload).where(
+    activities.c.purchase_id == bindparam("purchase_id"), activities.c.type == "return"
 )
 
 
@@ -836,11 +852,7 @@ def _reverse(
         channel=purchase.channel,
         store=purchase.payload.get("store"),
         member=MemberFacts(
-            attributes=dict(
-                uow.conn.execute(
-                    select(members.c.attributes).where(members.c.id == purchase.member_id)
-                ).scalar_one()
-            ),
+            attributes=dict(purchase.member_attributes or {}),
             is_first_purchase=bool(purchase.first_purchase),
         ),
         rounding=programme.document.rounding,

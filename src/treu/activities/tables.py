@@ -38,6 +38,9 @@ activities = Table(
     Column("first_purchase", Boolean, nullable=False, default=False),
     Column("purchase_id", ForeignKey("activities.id")),
     Column("payload", json_type(), nullable=False),
+    # The member's attributes when the purchase became theirs (recorded or claimed): a return
+    # recomputes the points under the facts the purchase earned with, not today's.
+    Column("member_attributes", json_type()),
     UniqueConstraint("programme_id", "type", "external_id"),
     Index("ix_activities_member", "member_id", "occurred_at"),
     Index("ix_activities_purchase", "purchase_id"),

@@ -285,6 +285,11 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
         ),
+        sa.Column(
+            "member_attributes",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
         sa.CheckConstraint(
             "type <> 'return' OR purchase_id IS NOT NULL",
             name=op.f("ck_activities_return_has_purchase"),
