@@ -533,3 +533,44 @@ def test_a_retried_purchase_replays_even_after_the_member_was_blocked(
     assert (again.replayed, again.points, again.activity_id) == (True, 12, first.activity_id)
     assert code_of(lambda: shop.buy(hal, "o-2", "12.00")) is ErrorCode.MEMBER_BLOCKED
     shop.verify()
+
+
+def test_points_given_back_by_a_void_pay_the_debt_first(
+    new_uow: NewUow, clock: FixedClock, tenant: Tenant
+) -> None:
+    shop = Shop(new_uow, clock, tenant, returns={"policy": "allow_negative"})
+    ida = shop.enrol("ida@example.org")
+    shop.buy(ida, "o-1", "80.00")
+    # given Ida's 80 points are held at checkout and the purchase is then returned: she owes 80
+    with new_uow() as uow:
+        hold_id = hold_points(
+            uow, tenant_id=tenant.id, member_id=ida, points=80, idempotency_key="checkout-1"
+        )
+    shop.give_back("r-1", "o-1", amount="80.00")
+    assert shop.balances(ida).negative == 80
+    # when the checkout is cancelled, the 80 points come back and pay the debt
+    with new_uow() as uow:
+        void_hold(uow, tenant_id=tenant.id, hold_id=hold_id)
+    balances = shop.balances(ida)
+    assert (balances.available, balances.negative, balances.held) == (0, 0, 0)
+    # so they cannot be spent a second time
+    assert code_of(lambda: shop.spend(ida, 80, key="again")) is ErrorCode.INSUFFICIENT_POINTS
+    shop.verify()
+
+
+def test_points_past_their_date_cannot_be_spent_before_the_nightly_run(
+    new_uow: NewUow, clock: FixedClock, tenant: Tenant
+) -> None:
+    shop = Shop(new_uow, clock, tenant, expiry={"type": "after", "days": 30})
+    jo = shop.enrol("jo@example.org")
+    shop.buy(jo, "o-1", "60.00")
+    # given the points' last day has passed and no nightly run has expired them yet
+    clock.advance(timedelta(days=32))
+    # when Jo tries to spend them, they are gone
+    assert code_of(lambda: shop.spend(jo, 50, key="late")) is ErrorCode.INSUFFICIENT_POINTS
+    # and the next successful spend records the expiry itself
+    shop.buy(jo, "o-2", "20.00")
+    shop.spend(jo, 20, key="fresh")
+    balances = shop.balances(jo)
+    assert (balances.available, balances.expired) == (0, 60)
+    shop.verify()

@@ -139,6 +139,13 @@ class Member:
     def spendable(self) -> int:
         return sum(lot.remaining for lot in self.lots if lot.status == "active")
 
+    def spendable_at(self, now: datetime) -> int:
+        """What a spend can draw on now: lots past their expiry no longer count (a refused
+        request changes nothing, so their expiry waits for the next spend or night)."""
+        return sum(
+            lot.remaining for lot in self.lots if lot.status == "active" and lot.expires_at > now
+        )
+
     @property
     def available(self) -> int:
         return self.spendable - self.negative
@@ -147,8 +154,16 @@ class Member:
     def pending(self) -> int:
         return sum(lot.remaining for lot in self.lots if lot.status == "pending")
 
-    def take(self, amount: int, prefer: Lot | None = None) -> Plan | None:
+    def expire_due(self, now: datetime) -> None:
+        """Lots past their expiry are gone, whether or not the nightly run got to them."""
+        for lot in self.lots:
+            if lot.status == "active" and lot.remaining and lot.expires_at <= now:
+                self.expired += lot.remaining
+                lot.remaining, lot.status = 0, "closed"
+
+    def take(self, amount: int, now: datetime, prefer: Lot | None = None) -> Plan | None:
         """Spend from active lots, soonest expiry first (``prefer`` first); None if short."""
+        self.expire_due(now)
         if amount > self.spendable:
             return None
         order = sorted(
@@ -169,12 +184,17 @@ class Member:
                 lot.status = "closed"
         return plan
 
-    def give_back(self, plan: Plan) -> None:
-        """Points return to the lots they came from, with the expiry they were earned with."""
+    def give_back(self, plan: Plan, now: datetime) -> None:
+        """Points return to the lots they came from, with the expiry they were earned with
+        (gone at once if that has passed), and pay back a negative balance first (a void must
+        not dodge a debt)."""
         for lot, part in plan:
             lot.remaining += part
             if lot.status == "closed":
                 lot.status = "active"
+        for lot, _ in plan:
+            self.settle_from(lot)
+        self.expire_due(now)
 
     def credit(self, lot: Lot) -> None:
         self.lots.append(lot)
@@ -521,9 +541,10 @@ class LedgerMachine(RuleBasedStateMachine):
                 lot.status = "closed"
             left -= part
         if left and self.returns != "reverse_pending_only":
+            member.expire_due(self.clock.now())
             part = min(left, member.spendable)
             if part:
-                member.take(part, prefer=lot)
+                member.take(part, self.clock.now(), prefer=lot)
                 left -= part
             if left and self.returns == "allow_negative":
                 member.negative += left
@@ -552,12 +573,12 @@ class LedgerMachine(RuleBasedStateMachine):
         if self.stock[reward] == 0:
             self.refused(ErrorCode.OUT_OF_STOCK, redeem)
             return multiple()
-        if cost > member.spendable:
+        if cost > member.spendable_at(self.clock.now()):
             self.refused(ErrorCode.INSUFFICIENT_POINTS, redeem)
             return multiple()
         # otherwise the points are spent, soonest-expiring first, and a voucher issued
         result = self.run(redeem)
-        plan = member.take(cost)
+        plan = member.take(cost, self.clock.now())
         assert plan is not None
         member.spent += cost
         stock = self.stock[reward]
@@ -617,7 +638,7 @@ class LedgerMachine(RuleBasedStateMachine):
         # a cancelled voucher gives its points back to the lots they came from, and the stock
         self.run(cancel)
         voucher.status = "cancelled"
-        voucher.member.give_back(voucher.plan)
+        voucher.member.give_back(voucher.plan, self.clock.now())
         voucher.member.spent -= REWARDS[voucher.reward][0]
         stock = self.stock[voucher.reward]
         if stock is not None:
@@ -652,7 +673,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.tick()
         member, key = self.members[who], self.next_id("adjust")
         # taking away more points than the member has is refused
-        if points < 0 and -points > member.spendable:
+        if points < 0 and -points > member.spendable_at(self.clock.now()):
             self.refused(ErrorCode.INSUFFICIENT_POINTS, self.adjustment(member, points, key))
             return multiple()
         # a goodwill credit is a new lot (with the usual expiry), a correction draws from lots
@@ -660,7 +681,7 @@ class LedgerMachine(RuleBasedStateMachine):
         if points > 0:
             member.credit(self.new_lot(points))
         else:
-            member.take(-points)
+            member.take(-points, self.clock.now())
         self.adjustments[key] = Adjustment(member, points, transfer_id)
         return key
 
@@ -702,12 +723,12 @@ class LedgerMachine(RuleBasedStateMachine):
         self.tick()
         member, key = self.members[who], self.next_id("checkout")
         # a hold of more points than the member has is refused
-        if amount > member.spendable:
+        if amount > member.spendable_at(self.clock.now()):
             self.refused(ErrorCode.INSUFFICIENT_POINTS, self.holding(member, amount, key))
             return multiple()
         # otherwise the points are reserved from lots, soonest-expiring first
         hold_id = self.run(self.holding(member, amount, key))
-        plan = member.take(amount)
+        plan = member.take(amount, self.clock.now())
         assert plan is not None
         member.held += amount
         self.holds[key] = Hold(member, plan, amount, hold_id)
@@ -755,7 +776,7 @@ class LedgerMachine(RuleBasedStateMachine):
         else:
             # voided points go back to the lots they came from
             held.status = "voided"
-            held.member.give_back(held.plan)
+            held.member.give_back(held.plan, self.clock.now())
 
     # --- time ------------------------------------------------------------------------------
 
@@ -863,11 +884,12 @@ def test_a_cancelled_voucher_refills_a_used_up_lot_which_keeps_its_expiry(engine
     assert walk.members[0].expired == 0
     # when staff cancel one of the vouchers
     walk.staff_cancel_the_voucher(coffees[0])
-    # then its 10 points are back, in the lot they came from
+    # then its 10 points go back to the lot they came from, which is past its date: they
+    # expire at once instead of being spendable until the next nightly run
     walk.members_have_what_the_rules_say()
     walk.the_ledger_verifies()
-    assert walk.members[0].available == 10
-    # and they expire the next night, as that lot is past its date
+    assert (walk.members[0].available, walk.members[0].expired) == (0, 10)
+    # and the next night has nothing left to expire
     walk.a_night_passes(days=1)
     walk.members_have_what_the_rules_say()
     walk.the_ledger_verifies()

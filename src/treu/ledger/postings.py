@@ -11,6 +11,7 @@ transaction is rolled back with the error.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -31,7 +32,8 @@ from treu.ledger.model import (
 )
 from treu.ledger.tables import accounts, holds, lot_allocations, lots, transfers
 from treu.programmes.model import Programme
-from treu.storage.uow import UnitOfWork
+from treu.storage.types import UTCDateTime
+from treu.storage.uow import Event, UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -224,14 +226,29 @@ def activate(uow: UnitOfWork, programme: Programme, *, lot_id: str, at: datetime
 
 
 def settle_debt(
-    uow: UnitOfWork, programme: Programme, *, member_id: str, lot_id: str, key: str, at: datetime
+    uow: UnitOfWork,
+    programme: Programme,
+    *,
+    member_id: str,
+    lot_id: str | Sequence[str],
+    key: str,
+    at: datetime,
 ) -> None:
-    """New points pay back a negative balance first."""
+    """Points that become available (earned, activated, or given back by a void or a cancelled
+    voucher) pay back a negative balance first, from these lots in this order."""
     debt = -balance(uow, member_id, MemberAccount.DEBT)
     if debt == 0:
         return
-    remaining = int(uow.conn.execute(_LOT_REMAINING, {"lot_id": lot_id}).scalar_one())
-    amount = min(debt, remaining)
+    plan: list[tuple[str, int]] = []
+    for one in [lot_id] if isinstance(lot_id, str) else lot_id:
+        remaining = int(uow.conn.execute(_LOT_REMAINING, {"lot_id": one}).scalar_one())
+        take = min(debt, remaining)
+        if take:
+            plan.append((one, take))
+            debt -= take
+    amount = sum(take for _, take in plan)
+    if amount == 0:
+        return
     transfer_id = post(
         uow,
         programme,
@@ -243,7 +260,7 @@ def settle_debt(
         member_id=member_id,
         at=at,
     )
-    _draw(uow, programme, transfer_id, [(lot_id, amount)])
+    _draw(uow, programme, transfer_id, plan)
 
 
 _LOT_REMAINING = select(lots.c.remaining).where(lots.c.id == bindparam("lot_id"))
@@ -277,7 +294,11 @@ def spend(
     **extra: str | None,
 ) -> str:
     """Move ``amount`` available points to ``credit``, drawing from lots in spend order
-    (``prefer_lot`` first). Raises ``insufficient_points`` and writes nothing if short."""
+    (``prefer_lot`` first). Raises ``insufficient_points`` and writes nothing if short.
+
+    Lots past their expiry date are expired first, even if tonight's run has not got to them
+    yet: a point is never spendable after its last day."""
+    expire_due(uow, programme, member_id=member_id, at=at)
     available = open_lots(uow, member_id)
     if sum(lot.remaining for lot in available) < amount:
         have = max(0, balance(uow, member_id, MemberAccount.AVAILABLE))
@@ -375,9 +396,9 @@ def give_back(
     plan = [
         (r.lot_id, int(r.amount))
         for r in uow.conn.execute(
-            select(lot_allocations.c.lot_id, lot_allocations.c.amount).where(
-                lot_allocations.c.transfer_id == of_transfer
-            )
+            select(lot_allocations.c.lot_id, lot_allocations.c.amount)
+            .where(lot_allocations.c.transfer_id == of_transfer)
+            .order_by(lot_allocations.c.id)
         )
     ]
     amount = sum(a for _, a in plan)
@@ -397,6 +418,11 @@ def give_back(
         actor=actor,
     )
     _draw(uow, programme, transfer_id, [(lot_id, -a) for lot_id, a in plan])
+    # Points given back must not dodge a debt run up since they were taken, and keep their
+    # expiry: what comes back into a lot past its date is gone at once.
+    lot_ids = [lot_id for lot_id, _ in plan]
+    settle_debt(uow, programme, member_id=member_id, lot_id=lot_ids, key=key, at=at)
+    expire_due(uow, programme, member_id=member_id, at=at)
     return transfer_id
 
 
@@ -540,6 +566,7 @@ def reverse(
     own_lot = uow.conn.execute(
         select(lots.c.id).where(lots.c.activity_id == purchase_id).order_by(lots.c.id)
     ).scalar()
+    expire_due(uow, programme, member_id=member_id, at=at)
     have = sum(lot.remaining for lot in open_lots(uow, member_id))
     take = min(left, have)
     if take:
@@ -591,6 +618,39 @@ def expire_lot(uow: UnitOfWork, programme: Programme, *, lot_id: str, at: dateti
     )
     _draw(uow, programme, transfer_id, [(lot_id, int(lot.remaining))])
     return int(lot.remaining)
+
+
+_DUE_LOTS = (
+    select(lots.c.id)
+    .where(
+        lots.c.member_id == bindparam("member_id"),
+        lots.c.status == LotStatus.ACTIVE.value,
+        lots.c.remaining > 0,
+        lots.c.expires_at <= bindparam("at", type_=UTCDateTime()),
+    )
+    .order_by(lots.c.id)
+)
+
+
+def expire_due(uow: UnitOfWork, programme: Programme, *, member_id: str, at: datetime) -> int:
+    """Expire the member's lots whose expiry has passed at ``at`` (the nightly run does the same
+    for everyone); publishes ``points.expired``. Returns the points expired."""
+    expired = 0
+    for (lot_id,) in uow.conn.execute(_DUE_LOTS, {"member_id": member_id, "at": at}).all():
+        expired += expire_lot(uow, programme, lot_id=lot_id, at=at)
+    if expired:
+        uow.publish(
+            Event(
+                programme.tenant_id,
+                "points.expired",
+                {
+                    "member_id": member_id,
+                    "points": expired,
+                    "date": programme.local_date(at).isoformat(),
+                },
+            )
+        )
+    return expired
 
 
 def sum_transfers(uow: UnitOfWork, member_id: str) -> dict[str, int]:
