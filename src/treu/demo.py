@@ -20,6 +20,8 @@ from sqlalchemy import select
 
 from treu.activities.model import ActionIn, LineIn, PurchaseIn, ReturnIn, ReturnLineIn
 from treu.activities.service import record_action, record_purchase, record_return
+from treu.auth.model import Scope
+from treu.auth.service import create_api_key, list_api_keys, revoke_api_key
 from treu.clock import FixedClock
 from treu.errors import TreuError
 from treu.jobs.nightly import run_nightly
@@ -71,7 +73,7 @@ def example_document(name: str) -> dict[str, Any]:
     return data
 
 
-def run_demo(console: Console, *, members: int = 40, serve: bool = True) -> None:
+def run_demo(console: Console, *, members: int = 40, serve: bool = True, port: int = 8000) -> None:
     url = os.environ.get("TREU_DATABASE_URL", DEMO_DB)
     engine = make_engine(url)
     upgrade(engine)
@@ -117,9 +119,46 @@ def run_demo(console: Console, *, members: int = 40, serve: bool = True) -> None
         f"  {env}treu programme show kiezcafe --tenant demo\n",
         highlight=False,
     )
-    engine.dispose()
-    if serve:
-        console.print("(The HTTP API is not part of this release yet; `--no-serve` is the same.)")
+    if not serve:
+        engine.dispose()
+        return
+    admin, till = demo_keys(engine)
+    base = f"http://127.0.0.1:{port}"
+    console.print(
+        f"\nServing the API on {base} (docs: {base}/docs; Ctrl-C stops it).\n"
+        f"Demo keys, new on every start (older demo keys are revoked):\n"
+        f"  admin  {admin}\n  till   {till}   (pos, store kastanienallee)\n\n"
+        f"  curl -H 'Authorization: Bearer {till}' "
+        f"'{base}/v1/programmes/kiezcafe/members/lookup?identifier=email:mia@kiezcafe.example'\n",
+        highlight=False,
+        soft_wrap=True,
+    )
+    import uvicorn
+
+    from treu.api.app import create_app
+
+    try:
+        uvicorn.run(create_app(engine), host="127.0.0.1", port=port)
+    finally:
+        engine.dispose()
+
+
+def demo_keys(engine: Any) -> tuple[str, str]:
+    """A fresh admin key and a till key for the demo tenant; earlier demo keys are revoked."""
+    with UnitOfWork(engine) as uow:
+        tenant = find_tenant(uow, TENANT)
+        assert tenant is not None
+        old = [k.id for k in list_api_keys(uow, tenant_id=tenant.id) if k.name.startswith("demo ")]
+    for key_id in old:
+        with UnitOfWork(engine) as uow:
+            revoke_api_key(uow, tenant_id=tenant.id, key_id=key_id)
+    with UnitOfWork(engine) as uow:
+        admin = create_api_key(uow, tenant_id=tenant.id, scope=Scope.ADMIN, name="demo admin")
+    with UnitOfWork(engine) as uow:
+        till = create_api_key(
+            uow, tenant_id=tenant.id, scope=Scope.POS, name="demo till", store="kastanienallee"
+        )
+    return admin.token, till.token
 
 
 def seed(new_uow: Any, clock: FixedClock, *, members: int, days: int) -> None:

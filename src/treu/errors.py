@@ -2,13 +2,16 @@
 
 Every error a user can cause is a :class:`TreuError` with a stable :class:`ErrorCode`. The CLI
 prints ``code: message`` and exits non-zero; the API (later) turns the same error into an
-``application/problem+json`` body. Codes are part of the public contract: never rename one.
+``application/problem+json`` body (see ``treu.api.problems`` for the HTTP statuses). Codes are
+part of the public contract: never rename one.
 
     TreuError
     ├── NotFound          the thing named does not exist (or belongs to another tenant)
     ├── InvalidInput      the request itself is malformed (field paths in ``details``)
     ├── Conflict          the request clashes with existing state (duplicate, already used)
-    └── Rejected          well-formed, but a business rule says no (balance, stock, window)
+    ├── Rejected          well-formed, but a business rule says no (balance, stock, window)
+    ├── Unauthenticated   no credentials, or credentials that are unknown, revoked or expired
+    └── Forbidden         valid credentials whose scope does not allow this operation
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ class ErrorCode(StrEnum):
     REWARD_NOT_FOUND = "reward_not_found"
     VOUCHER_NOT_FOUND = "voucher_not_found"
     HOLD_NOT_FOUND = "hold_not_found"
+    API_KEY_NOT_FOUND = "api_key_not_found"
     # InvalidInput
     VALIDATION_ERROR = "validation_error"
     INVALID_PROGRAMME = "invalid_programme"
@@ -42,6 +46,8 @@ class ErrorCode(StrEnum):
     VOUCHER_ALREADY_USED = "voucher_already_used"
     VOUCHER_CANCELLED = "voucher_cancelled"
     HOLD_NOT_OPEN = "hold_not_open"
+    IDEMPOTENCY_KEY_IN_USE = "idempotency_key_in_use"
+    API_KEY_REVOKED = "api_key_revoked"
     # Rejected
     INSUFFICIENT_POINTS = "insufficient_points"
     OUT_OF_STOCK = "out_of_stock"
@@ -53,6 +59,13 @@ class ErrorCode(StrEnum):
     RETURN_EXCEEDS_PURCHASE = "return_exceeds_purchase"
     CLAIM_WINDOW_CLOSED = "claim_window_closed"
     MEMBER_ERASED = "member_erased"
+    # Unauthenticated / Forbidden
+    UNAUTHENTICATED = "unauthenticated"
+    FORBIDDEN = "forbidden"
+    # HTTP only (no exception class: the API answers them itself)
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    NOT_READY = "not_ready"
+    INTERNAL_ERROR = "internal_error"
 
 
 class TreuError(Exception):
@@ -81,4 +94,12 @@ class Conflict(TreuError):
 
 
 class Rejected(TreuError):
+    pass
+
+
+class Unauthenticated(TreuError):
+    pass
+
+
+class Forbidden(TreuError):
     pass

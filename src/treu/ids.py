@@ -27,6 +27,7 @@ PREFIXES = {
     "voucher": "vch",
     "event": "evt",
     "job_run": "job",
+    "api_key": "key",
 }
 
 

@@ -10,7 +10,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -24,6 +24,8 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from treu.activities.model import ActionIn, PurchaseIn, ReturnIn
 from treu.activities.service import ActivityResult, record_action, record_purchase, record_return
+from treu.auth.model import ApiKey, Scope
+from treu.auth.service import create_api_key, list_api_keys, revoke_api_key, rotate_api_key
 from treu.clock import SystemClock
 from treu.errors import TreuError
 from treu.jobs.nightly import run_nightly
@@ -51,6 +53,7 @@ activity_app = typer.Typer(help="Purchases, returns and actions.", no_args_is_he
 rewards_app = typer.Typer(help="Rewards and vouchers.", no_args_is_help=True)
 ledger_app = typer.Typer(help="The points ledger.", no_args_is_help=True)
 jobs_app = typer.Typer(help="The nightly run.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys of a tenant.", no_args_is_help=True)
 for sub, name in (
     (db_app, "db"),
     (programme_app, "programme"),
@@ -59,6 +62,7 @@ for sub, name in (
     (rewards_app, "rewards"),
     (ledger_app, "ledger"),
     (jobs_app, "jobs"),
+    (keys_app, "keys"),
 ):
     app.add_typer(sub, name=name)
 
@@ -438,18 +442,129 @@ def jobs_run(
     run(go)
 
 
+# --- API keys and the server -------------------------------------------------------------
+
+
+@keys_app.command("create")
+def keys_create(
+    scope: Annotated[Scope, typer.Option(help="admin, integration, pos or read")],
+    name: Annotated[str | None, typer.Option(help="What the key is for.")] = None,
+    store: Annotated[str | None, typer.Option(help="Bind a pos key to this store key.")] = None,
+    programme: Annotated[
+        str | None, typer.Option("--programme", "-p", help="The store's programme.")
+    ] = None,
+    tenant: TenantOpt = "default",
+) -> None:
+    """Create an API key; its token is printed once and never again."""
+
+    def go(ctx: Ctx) -> None:
+        with ctx.uow() as uow:
+            tenant_id = get_tenant(uow, tenant).id
+        with ctx.uow() as uow:
+            created = create_api_key(
+                uow,
+                tenant_id=tenant_id,
+                scope=scope,
+                name=name or (f"{scope} key" + (f" for {store}" if store else "")),
+                store=store,
+                programme=programme,
+            )
+        console.print(f"created {created.key.id} ({created.key.scope})", highlight=False)
+        console.print("token (shown once, keep it safe):", highlight=False)
+        print(created.token)
+
+    run(go)
+
+
+@keys_app.command("list")
+def keys_list(
+    tenant: TenantOpt = "default",
+    all_: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
+) -> None:
+    """The tenant's API keys (never their tokens)."""
+
+    def go(ctx: Ctx) -> None:
+        with ctx.uow() as uow:
+            tenant_id = get_tenant(uow, tenant).id
+            keys = list_api_keys(uow, tenant_id=tenant_id, include_revoked=all_)
+        for key in keys:  # one line each: ids must stay whole for copy and paste
+            console.print(
+                f"{key.id}  {key.scope:<11}  …{key.last4}  {_key_state(key):<24}  "
+                f"{key.store_id or '-':<30}  {key.name}",
+                highlight=False,
+            )
+
+    run(go)
+
+
+def _key_state(key: ApiKey) -> str:
+    if key.revoked_at is not None:
+        return "revoked"
+    return f"expires {key.expires_at:%Y-%m-%d %H:%M}" if key.expires_at else "active"
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, tenant: TenantOpt = "default") -> None:
+    """Revoke a key at once."""
+
+    def go(ctx: Ctx) -> None:
+        with ctx.uow() as uow:
+            tenant_id = get_tenant(uow, tenant).id
+        with ctx.uow() as uow:
+            revoke_api_key(uow, tenant_id=tenant_id, key_id=key_id)
+        console.print(f"revoked {key_id}")
+
+    run(go)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    key_id: str,
+    grace: Annotated[int, typer.Option(help="Seconds the old key keeps working.")] = 0,
+    tenant: TenantOpt = "default",
+) -> None:
+    """Replace a key by a new one with the same scope and store."""
+
+    def go(ctx: Ctx) -> None:
+        with ctx.uow() as uow:
+            tenant_id = get_tenant(uow, tenant).id
+        with ctx.uow() as uow:
+            created = rotate_api_key(
+                uow, tenant_id=tenant_id, key_id=key_id, grace=timedelta(seconds=grace)
+            )
+        console.print(f"created {created.key.id}, replacing {key_id}", highlight=False)
+        console.print("token (shown once, keep it safe):", highlight=False)
+        print(created.token)
+
+    run(go)
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Serve the HTTP API of TREU_DATABASE_URL (docs at /docs, schema at /openapi.json)."""
+    import uvicorn
+
+    uvicorn.run("treu.api.app:create_app", factory=True, host=host, port=port, workers=workers)
+
+
 @app.command("demo")
 def demo(
     serve: Annotated[
         bool, typer.Option("--serve/--no-serve", help="Serve the API afterwards.")
     ] = True,
     members: Annotated[int, typer.Option(help="How many demo members.")] = 40,
+    port: Annotated[int, typer.Option(help="Port of the API.")] = 8000,
 ) -> None:
-    """Create a SQLite demo (Kiezcafé programme, members, three months of activity)."""
+    """Create a SQLite demo (Kiezcafé programme, members, three months of activity) and serve
+    the API on it."""
     from treu.demo import run_demo
 
     with errors_as_one_line():
-        run_demo(console, members=members, serve=serve)
+        run_demo(console, members=members, serve=serve, port=port)
 
 
 def _load_file(path: Path, code: str = "validation_error") -> dict[str, Any]:

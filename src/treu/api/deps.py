@@ -1,0 +1,132 @@
+"""What every route needs: the runtime (engine, clock), the caller, and what the caller may see.
+
+Each route declares the one :class:`Permission` it needs with ``dependencies=[needs(P.X)]``; the
+authorisation test matrix reads it back from the route table with :func:`permission_of`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Request
+from fastapi.params import Depends as DependsParam
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+
+from treu.auth.model import Permission, Principal
+from treu.auth.service import authenticate
+from treu.clock import Clock
+from treu.errors import ErrorCode, Forbidden, NotFound, Unauthenticated
+from treu.members.model import Member
+from treu.members.service import get_member
+from treu.programmes.service import find_programme_id
+from treu.storage.uow import UnitOfWork, retrying
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    engine: Engine
+    clock: Clock
+
+    def uow(self, *, readonly: bool = False) -> UnitOfWork:
+        return UnitOfWork(self.engine, self.clock, readonly=readonly)
+
+    def write(self, fn: Callable[[UnitOfWork], T]) -> T:
+        """One use case in one transaction, run again whole on a retryable database error."""
+
+        def attempt() -> T:
+            with self.uow() as uow:
+                return fn(uow)
+
+        return retrying(attempt)
+
+    def read(self, fn: Callable[[UnitOfWork], T]) -> T:
+        with self.uow(readonly=True) as uow:
+            return fn(uow)
+
+
+def runtime(request: Request) -> Runtime:
+    found: Runtime = request.app.state.runtime
+    return found
+
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="An API key: `Authorization: Bearer treu_sk_…` (see docs/api.md).",
+)
+
+
+def principal_from_token(rt: Runtime, token: str | None) -> Principal:
+    if not token:
+        raise Unauthenticated(ErrorCode.UNAUTHENTICATED, "send an API key: Authorization: Bearer …")
+    return rt.read(lambda uow: authenticate(uow, token))
+
+
+def current_principal(
+    request: Request,
+    rt: Annotated[Runtime, Depends(runtime)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    # The idempotency middleware may have authenticated this request already.
+    known: Principal | None = getattr(request.state, "principal", None)
+    if known is not None:
+        return known
+    found = principal_from_token(rt, credentials.credentials if credentials else None)
+    request.state.principal = found
+    return found
+
+
+class _Needs:
+    def __init__(self, permission: Permission) -> None:
+        self.permission = permission
+
+    def __call__(self, who: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if not who.allows(self.permission):
+            raise Forbidden(
+                ErrorCode.FORBIDDEN,
+                f"a {who.scope} key may not do this (needs {self.permission})",
+            )
+        return who
+
+
+def needs(permission: Permission) -> Any:
+    return Depends(_Needs(permission))
+
+
+def permission_of(route: APIRoute) -> Permission | None:
+    for dependency in route.dependencies:
+        if isinstance(dependency, DependsParam) and isinstance(dependency.dependency, _Needs):
+            return dependency.dependency.permission
+    return None
+
+
+Who = Annotated[Principal, Depends(current_principal)]
+Rt = Annotated[Runtime, Depends(runtime)]
+
+
+# --- what a principal may see --------------------------------------------------------------
+
+
+def programme_id_for(uow: UnitOfWork, who: Principal, key: str) -> str:
+    """The id of the programme ``key`` of the caller's tenant (a store-bound key sees only its
+    store's programme); anything else is "not found"."""
+    programme_id = find_programme_id(uow, tenant_id=who.tenant_id, key=key)
+    if who.programme_id is not None and programme_id != who.programme_id:
+        raise NotFound(ErrorCode.PROGRAMME_NOT_FOUND, f"no programme {key!r}")
+    return programme_id
+
+
+def member_for(uow: UnitOfWork, who: Principal, member_id: str) -> Member:
+    member = get_member(uow, member_id, tenant_id=who.tenant_id)
+    if who.programme_id is not None and member.programme_id != who.programme_id:
+        raise NotFound(ErrorCode.MEMBER_NOT_FOUND, f"no member {member_id}")
+    return member
+
+
+def actor(who: Principal) -> str:
+    return f"api:{who.key_id}"

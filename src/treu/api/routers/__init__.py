@@ -1,0 +1,1 @@
+"""One router per resource family; every route declares the permission it needs."""

@@ -1,0 +1,180 @@
+"""Members: enrol, look up, read, update, block; balances, history, lots, vouchers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from treu.api.deps import Rt, Who, member_for, needs, programme_id_for
+from treu.api.pagination import Limit, StartingAfter, after, page
+from treu.api.queries import member_ids
+from treu.api.schemas import (
+    BalancesRead,
+    HistoryEntryRead,
+    LotRead,
+    MemberCreate,
+    MemberRead,
+    MemberUpdate,
+    Page,
+    VoucherRead,
+)
+from treu.auth.model import Permission as P
+from treu.ledger.service import get_balances, list_lots, member_history
+from treu.members.service import enrol_member, find_member, set_blocked, update_profile
+from treu.rewards.service import list_vouchers
+from treu.storage.uow import UnitOfWork
+
+programme_router = APIRouter(prefix="/v1/programmes/{programme}/members", tags=["members"])
+router = APIRouter(prefix="/v1/members", tags=["members"])
+
+
+@programme_router.post("", status_code=201, dependencies=[needs(P.MEMBERS_WRITE)])
+def enrol(rt: Rt, who: Who, programme: str, body: MemberCreate) -> MemberRead:
+    def go(uow: UnitOfWork) -> MemberRead:
+        member = enrol_member(
+            uow,
+            programme_id=programme_id_for(uow, who, programme),
+            identifiers_=body.identifiers,
+            name=body.name,
+            birthday=body.birthday,
+            locale=body.locale,
+            attributes=dict(body.attributes),
+            consents_=body.consents,
+            source="api",
+        )
+        return MemberRead.of(member)
+
+    return rt.write(go)
+
+
+@programme_router.get("", dependencies=[needs(P.MEMBERS_LIST)])
+def list_members(
+    rt: Rt, who: Who, programme: str, limit: Limit = 20, starting_after: StartingAfter = None
+) -> Page[MemberRead]:
+    def go(uow: UnitOfWork) -> list[MemberRead]:
+        pid = programme_id_for(uow, who, programme)
+        ids = member_ids(uow, programme_id=pid, starting_after=starting_after, limit=limit + 1)
+        return [MemberRead.of(member_for(uow, who, i)) for i in ids]
+
+    return page(rt.read(go), limit=limit, id_of=lambda m: m.id)
+
+
+@programme_router.get("/lookup", dependencies=[needs(P.MEMBERS_LOOKUP)])
+def lookup(
+    rt: Rt,
+    who: Who,
+    programme: str,
+    identifier: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=320,
+            description="kind:value — email:mia@example.org, phone:+4917…, card:4711, external:…",
+        ),
+    ],
+) -> MemberRead:
+    """Find a member by any identifier (or by id); 404 if there is none."""
+
+    def go(uow: UnitOfWork) -> MemberRead:
+        pid = programme_id_for(uow, who, programme)
+        return MemberRead.of(find_member(uow, programme_id=pid, reference=identifier))
+
+    return rt.read(go)
+
+
+@router.get("/{member_id}", dependencies=[needs(P.MEMBERS_READ)])
+def get_one(rt: Rt, who: Who, member_id: str) -> MemberRead:
+    return rt.read(lambda uow: MemberRead.of(member_for(uow, who, member_id)))
+
+
+@router.patch("/{member_id}", dependencies=[needs(P.MEMBERS_WRITE)])
+def update(rt: Rt, who: Who, member_id: str, body: MemberUpdate) -> MemberRead:
+    def go(uow: UnitOfWork) -> MemberRead:
+        member_for(uow, who, member_id)
+        member = update_profile(
+            uow,
+            tenant_id=who.tenant_id,
+            member_id=member_id,
+            name=body.name,
+            birthday=body.birthday,
+            locale=body.locale,
+            attributes=dict(body.attributes) if body.attributes is not None else None,
+        )
+        return MemberRead.of(member)
+
+    return rt.write(go)
+
+
+def _set_blocked(rt: Rt, who: Who, member_id: str, blocked: bool) -> MemberRead:
+    def go(uow: UnitOfWork) -> MemberRead:
+        member_for(uow, who, member_id)
+        member = set_blocked(uow, tenant_id=who.tenant_id, member_id=member_id, blocked=blocked)
+        return MemberRead.of(member)
+
+    return rt.write(go)
+
+
+@router.post("/{member_id}/block", dependencies=[needs(P.MEMBERS_WRITE)])
+def block(rt: Rt, who: Who, member_id: str) -> MemberRead:
+    """A blocked member can neither earn nor redeem (their points stay)."""
+    return _set_blocked(rt, who, member_id, True)
+
+
+@router.post("/{member_id}/unblock", dependencies=[needs(P.MEMBERS_WRITE)])
+def unblock(rt: Rt, who: Who, member_id: str) -> MemberRead:
+    return _set_blocked(rt, who, member_id, False)
+
+
+@router.get("/{member_id}/balances", dependencies=[needs(P.BALANCES_READ)])
+def balances(rt: Rt, who: Who, member_id: str) -> BalancesRead:
+    def go(uow: UnitOfWork) -> BalancesRead:
+        member_for(uow, who, member_id)
+        found = get_balances(uow, tenant_id=who.tenant_id, member_id=member_id)
+        return BalancesRead.of(member_id, found)
+
+    return rt.read(go)
+
+
+@router.get("/{member_id}/history", dependencies=[needs(P.MEMBERS_READ)])
+def history(
+    rt: Rt, who: Who, member_id: str, limit: Limit = 20, starting_after: StartingAfter = None
+) -> Page[HistoryEntryRead]:
+    """Every change of the member's points, oldest first, with the reasons behind it."""
+
+    def go(uow: UnitOfWork) -> list[HistoryEntryRead]:
+        member_for(uow, who, member_id)
+        entries = member_history(uow, tenant_id=who.tenant_id, member_id=member_id)
+        return [HistoryEntryRead.of(e) for e in entries]
+
+    entries = rt.read(go)
+    return after(entries, starting_after=starting_after, limit=limit, id_of=lambda e: e.id)
+
+
+@router.get("/{member_id}/lots", dependencies=[needs(P.MEMBERS_READ)])
+def lots(
+    rt: Rt,
+    who: Who,
+    member_id: str,
+    limit: Limit = 20,
+    starting_after: StartingAfter = None,
+    open_only: bool = False,
+) -> Page[LotRead]:
+    def go(uow: UnitOfWork) -> list[LotRead]:
+        member_for(uow, who, member_id)
+        found = list_lots(uow, tenant_id=who.tenant_id, member_id=member_id, open_only=open_only)
+        return [LotRead.of(lot) for lot in found]
+
+    return after(rt.read(go), starting_after=starting_after, limit=limit, id_of=lambda x: x.id)
+
+
+@router.get("/{member_id}/vouchers", dependencies=[needs(P.MEMBERS_READ)], tags=["vouchers"])
+def vouchers(
+    rt: Rt, who: Who, member_id: str, limit: Limit = 20, starting_after: StartingAfter = None
+) -> Page[VoucherRead]:
+    def go(uow: UnitOfWork) -> list[VoucherRead]:
+        member_for(uow, who, member_id)
+        found = list_vouchers(uow, tenant_id=who.tenant_id, member_id=member_id)
+        return [VoucherRead.of(v) for v in found]
+
+    return after(rt.read(go), starting_after=starting_after, limit=limit, id_of=lambda x: x.id)

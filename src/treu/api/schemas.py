@@ -1,0 +1,424 @@
+"""Request and response bodies of the API (``XCreate`` in, ``XRead`` out).
+
+Requests forbid unknown fields: nobody can slip a balance, a tier or a tenant into a body.
+Money goes out as ``{"amount": "5.00", "currency": "EUR"}`` (a decimal string), points as
+integers, instants as RFC 3339 in UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from treu.activities.model import ActionIn, ExternalId, PurchaseIn
+from treu.auth.model import ApiKey, Scope
+from treu.ledger.model import Balances
+from treu.ledger.service import HistoryEntry, LotLine
+from treu.members.model import Channel, IdentifierKind, Member
+from treu.rewards.service import RewardLine, VoucherView
+
+T = TypeVar("T")
+MEMBER_REF = "A member id (mbr_…) or kind:value (email:…, phone:…, card:…, external:…)"
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Out(BaseModel):
+    pass
+
+
+class Page(_Out, Generic[T]):
+    object: Literal["list"] = "list"
+    data: list[T]
+    has_more: bool
+    next_starting_after: str | None = Field(
+        description="Pass as starting_after to get the next page (null on the last page)"
+    )
+
+
+class Money(_Out):
+    amount: Decimal
+    currency: str
+
+
+# --- programmes ----------------------------------------------------------------------------
+
+
+class ProgrammeRead(_Out):
+    object: Literal["programme"] = "programme"
+    id: str
+    key: str
+    name: str
+    currency: str
+    timezone: str
+    locale: str
+    revision_id: str | None
+    document: dict[str, Any] | None = None
+
+
+class ProgrammeApplied(_Out):
+    object: Literal["programme_revision"] = "programme_revision"
+    programme_id: str
+    key: str
+    revision: int
+    created: bool
+    changed: bool
+
+
+class StoreRead(_Out):
+    object: Literal["store"] = "store"
+    id: str
+    key: str
+    name: str
+    channel: str
+
+
+# --- members -------------------------------------------------------------------------------
+
+
+class MemberCreate(_In):
+    identifiers: dict[IdentifierKind, str] = Field(min_length=1, max_length=5)
+    name: str | None = Field(default=None, max_length=200)
+    birthday: date | None = None
+    locale: str | None = Field(default=None, max_length=16)
+    attributes: dict[str, str | int | bool] = Field(default_factory=dict, max_length=50)
+    consents: dict[Channel, bool] = Field(default_factory=dict)
+
+
+class MemberUpdate(_In):
+    name: str | None = Field(default=None, max_length=200)
+    birthday: date | None = None
+    locale: str | None = Field(default=None, max_length=16)
+    attributes: dict[str, str | int | bool] | None = Field(default=None, max_length=50)
+
+
+class MemberRead(_Out):
+    object: Literal["member"] = "member"
+    id: str
+    programme_id: str
+    status: str
+    name: str | None
+    birthday: date | None
+    locale: str | None
+    enrolled_at: datetime
+    first_purchase_at: datetime | None
+    last_activity_at: datetime | None
+    attributes: dict[str, Any]
+    identifiers: dict[str, str]
+    consents: dict[str, bool]
+
+    @classmethod
+    def of(cls, m: Member) -> MemberRead:
+        return cls(
+            id=m.id,
+            programme_id=m.programme_id,
+            status=m.status.value,
+            name=m.name,
+            birthday=m.birthday,
+            locale=m.locale,
+            enrolled_at=m.enrolled_at,
+            first_purchase_at=m.first_purchase_at,
+            last_activity_at=m.last_activity_at,
+            attributes=m.attributes,
+            # a payment identifier is a keyed hash: of no use to anyone outside
+            identifiers={k: v for k, v in m.identifiers.items() if k != "payment"},
+            consents=m.consents,
+        )
+
+
+class BalancesRead(_Out):
+    object: Literal["balances"] = "balances"
+    member_id: str
+    available: int
+    pending: int
+    held: int
+    negative: int
+    lifetime_earned: int
+    spent: int
+    expired: int
+    reversed: int
+
+    @classmethod
+    def of(cls, member_id: str, b: Balances) -> BalancesRead:
+        return cls(
+            member_id=member_id,
+            available=b.available,
+            pending=b.pending,
+            held=b.held,
+            negative=b.negative,
+            lifetime_earned=b.lifetime_earned,
+            spent=b.spent,
+            expired=b.expired,
+            reversed=b.reversed,
+        )
+
+
+class HistoryEntryRead(_Out):
+    object: Literal["history_entry"] = "history_entry"
+    id: str
+    kind: str
+    posted_at: datetime
+    points: int
+    pending: bool
+    activity_id: str | None
+    activity_external_id: str | None
+    explanations: list[str]
+    reason: str | None
+
+    @classmethod
+    def of(cls, e: HistoryEntry) -> HistoryEntryRead:
+        return cls(
+            id=e.transfer_id,
+            kind=e.kind,
+            posted_at=e.posted_at,
+            points=e.points,
+            pending=e.pending,
+            activity_id=e.activity_id,
+            activity_external_id=e.activity_external_id,
+            explanations=e.explanations,
+            reason=e.reason,
+        )
+
+
+class LotRead(_Out):
+    object: Literal["lot"] = "lot"
+    id: str
+    amount: int
+    remaining: int
+    status: str
+    earned_at: datetime
+    activates_at: datetime | None
+    expires_at: datetime | None
+    expires_on: date | None
+    activity_id: str | None
+
+    @classmethod
+    def of(cls, lot: LotLine) -> LotRead:
+        return cls(
+            id=lot.id,
+            amount=lot.amount,
+            remaining=lot.remaining,
+            status=lot.status,
+            earned_at=lot.earned_at,
+            activates_at=lot.activates_at,
+            expires_at=lot.expires_at,
+            expires_on=lot.expires_on,
+            activity_id=lot.activity_id,
+        )
+
+
+# --- activities ----------------------------------------------------------------------------
+
+
+class PurchaseCreate(PurchaseIn):
+    """A purchase (lines or a bare total, discounts, tax, payments) and who made it: ``member``,
+    or nobody for a guest purchase that a member can claim later."""
+
+    member: str | None = Field(default=None, min_length=1, max_length=320, description=MEMBER_REF)
+
+
+class ActionCreate(ActionIn):
+    member: str = Field(min_length=1, max_length=320, description=MEMBER_REF)
+
+
+class SimulationCreate(PurchaseIn):
+    external_id: ExternalId = "simulation"
+    member: str | None = Field(default=None, min_length=1, max_length=320, description=MEMBER_REF)
+
+
+class ClaimCreate(_In):
+    member: str = Field(min_length=1, max_length=320, description=MEMBER_REF)
+    external_id: ExternalId
+
+
+class AwardRead(_Out):
+    rule_key: str
+    points: int
+    explanation: str
+
+
+class ActivityRead(_Out):
+    object: Literal["activity"] = "activity"
+    id: str
+    type: str
+    external_id: str
+    member_id: str | None
+    points: int
+    awards: list[AwardRead]
+    replayed: bool
+
+
+class SimulationRead(_Out):
+    object: Literal["simulation"] = "simulation"
+    points: int
+    awards: list[AwardRead]
+
+
+# --- rewards and vouchers ------------------------------------------------------------------
+
+
+class RewardRead(_Out):
+    object: Literal["reward"] = "reward"
+    id: str
+    key: str
+    name: str
+    kind: str
+    cost: int = Field(description="points")
+    stock: int | None
+    value: Money | None = None
+    percent: Decimal | None = None
+    sku: str | None = None
+    description: str | None = None
+    per_member_limit: int | None = None
+    available_from: datetime | None = None
+    available_until: datetime | None = None
+    voucher_valid_days: int | None = None
+
+    @classmethod
+    def of(cls, r: RewardLine, currency: str) -> RewardRead:
+        d = r.definition
+        value = d.get("value")
+        return cls(
+            id=r.id,
+            key=r.key,
+            name=r.name,
+            kind=r.kind,
+            cost=r.cost,
+            stock=r.stock,
+            value=Money(amount=Decimal(str(value)), currency=currency) if value else None,
+            percent=Decimal(str(d["percent"])) if d.get("percent") is not None else None,
+            sku=d.get("sku"),
+            description=d.get("description"),
+            per_member_limit=d.get("per_member_limit"),
+            available_from=d.get("available_from"),
+            available_until=d.get("available_until"),
+            voucher_valid_days=d.get("voucher_valid_days"),
+        )
+
+
+class RedemptionCreate(_In):
+    reward: str = Field(min_length=1, max_length=64, description="reward key")
+
+
+class VoucherRead(_Out):
+    object: Literal["voucher"] = "voucher"
+    id: str
+    code: str
+    status: str
+    member_id: str
+    reward_key: str
+    reward_name: str
+    issued_at: datetime
+    expires_at: datetime | None
+    used_at: datetime | None
+
+    @classmethod
+    def of(cls, v: VoucherView) -> VoucherRead:
+        return cls(
+            id=v.id,
+            code=v.code,
+            status=v.status.value,
+            member_id=v.member_id,
+            reward_key=v.reward_key,
+            reward_name=v.reward_name,
+            issued_at=v.issued_at,
+            expires_at=v.expires_at,
+            used_at=v.used_at,
+        )
+
+
+class RedemptionRead(_Out):
+    object: Literal["redemption"] = "redemption"
+    id: str
+    points: int
+    voucher: VoucherRead
+    replayed: bool
+
+
+class VoucherCancel(_In):
+    reason: str = Field(default="cancelled via the API", min_length=1, max_length=500)
+
+
+class AdjustmentCreate(_In):
+    points: int = Field(ge=-100_000_000, le=100_000_000, description="non-zero; negative takes")
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class AdjustmentRead(_Out):
+    object: Literal["adjustment"] = "adjustment"
+    transfer_id: str
+    member_id: str
+    points: int
+
+
+# --- admin ---------------------------------------------------------------------------------
+
+
+class VerificationRead(_Out):
+    object: Literal["ledger_verification"] = "ledger_verification"
+    ok: bool
+    checked: dict[str, int]
+    problems: dict[str, list[str]]
+    transfers: int
+    lots: int
+
+
+class NightlyRunCreate(_In):
+    date: date
+    programme: str | None = Field(default=None, max_length=64, description="programme key")
+
+
+class StepRead(_Out):
+    programme_id: str
+    step: str
+    processed: int
+    skipped: bool
+
+
+class NightlyRunRead(_Out):
+    object: Literal["nightly_run"] = "nightly_run"
+    date: date
+    steps: list[StepRead]
+
+
+class ApiKeyCreate(_In):
+    name: str = Field(min_length=1, max_length=200)
+    scope: Scope
+    store: str | None = Field(default=None, max_length=64, description="store key (pos only)")
+    programme: str | None = Field(default=None, max_length=64)
+
+
+class ApiKeyRotate(_In):
+    grace_seconds: int = Field(default=0, ge=0, le=7 * 24 * 3600)
+
+
+class ApiKeyRead(_Out):
+    object: Literal["api_key"] = "api_key"
+    id: str
+    name: str
+    scope: str
+    store_id: str | None
+    last4: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    token: str | None = Field(default=None, description="Shown once, when created or rotated")
+
+    @classmethod
+    def of(cls, k: ApiKey, token: str | None = None) -> ApiKeyRead:
+        return cls(
+            id=k.id,
+            name=k.name,
+            scope=k.scope.value,
+            store_id=k.store_id,
+            last4=k.last4,
+            created_at=k.created_at,
+            expires_at=k.expires_at,
+            revoked_at=k.revoked_at,
+            token=token,
+        )

@@ -1,0 +1,1 @@
+"""Tenant API keys: scopes, hashing, look-up by key id (the API's principals)."""

@@ -1,0 +1,166 @@
+"""API keys and what each scope may do (pure).
+
+A key is shown once, as ``treu_sk_<key id>_<secret>``: the key id (a ULID, also the row's id
+without its ``key_`` prefix) says which row to read, the secret proves possession. Only the
+SHA-256 of the whole token is stored: the secret has 256 bits of entropy, so a slow password
+hash would buy nothing and cost every request a few hundred milliseconds.
+
+Scopes are coarse on purpose (an integrator must be able to predict them); each API operation
+names one :class:`Permission`, and :data:`SCOPE_PERMISSIONS` is the whole policy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from ulid import ULID
+
+from treu.errors import ErrorCode, Unauthenticated
+
+TOKEN_PREFIX = "treu_sk_"  # noqa: S105 - a public prefix, not a secret
+KEY_ID_PREFIX = "key_"
+_ULID_LENGTH = 26
+
+
+class Scope(StrEnum):
+    ADMIN = "admin"  # programme set-up and everything else
+    INTEGRATION = "integration"  # a shop or CRM: members, activities, rewards
+    POS = "pos"  # a till: look-up, purchase, redeem, voucher use — nothing else
+    READ = "read"  # reports: every read, no write
+
+
+class Permission(StrEnum):
+    PROGRAMMES_READ = "programmes:read"
+    PROGRAMMES_WRITE = "programmes:write"
+    MEMBERS_LIST = "members:list"
+    MEMBERS_READ = "members:read"
+    MEMBERS_LOOKUP = "members:lookup"
+    MEMBERS_WRITE = "members:write"
+    BALANCES_READ = "balances:read"
+    ACTIVITIES_READ = "activities:read"
+    PURCHASES_WRITE = "purchases:write"
+    ACTIVITIES_WRITE = "activities:write"
+    SIMULATE = "activities:simulate"
+    REWARDS_READ = "rewards:read"
+    REDEEM = "rewards:redeem"
+    VOUCHERS_READ = "vouchers:read"
+    VOUCHERS_USE = "vouchers:use"
+    VOUCHERS_CANCEL = "vouchers:cancel"
+    POINTS_ADJUST = "points:adjust"
+    LEDGER_VERIFY = "ledger:verify"
+    JOBS_RUN = "jobs:run"
+    API_KEYS_MANAGE = "api_keys:manage"
+
+
+P = Permission
+_READS = frozenset(
+    {
+        P.PROGRAMMES_READ,
+        P.MEMBERS_LIST,
+        P.MEMBERS_READ,
+        P.MEMBERS_LOOKUP,
+        P.BALANCES_READ,
+        P.ACTIVITIES_READ,
+        P.REWARDS_READ,
+        P.VOUCHERS_READ,
+    }
+)
+SCOPE_PERMISSIONS: dict[Scope, frozenset[Permission]] = {
+    Scope.ADMIN: frozenset(Permission),
+    Scope.INTEGRATION: _READS
+    | {
+        P.MEMBERS_WRITE,
+        P.PURCHASES_WRITE,
+        P.ACTIVITIES_WRITE,
+        P.SIMULATE,
+        P.REDEEM,
+        P.VOUCHERS_USE,
+        P.VOUCHERS_CANCEL,
+    },
+    Scope.POS: frozenset(
+        {
+            P.MEMBERS_LOOKUP,
+            P.BALANCES_READ,
+            P.REWARDS_READ,
+            P.PURCHASES_WRITE,
+            P.REDEEM,
+            P.VOUCHERS_USE,
+        }
+    ),
+    Scope.READ: _READS,
+}
+
+
+def allows(scope: Scope, permission: Permission) -> bool:
+    return permission in SCOPE_PERMISSIONS[scope]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: an API key of a tenant, perhaps bound to one store (a till)."""
+
+    key_id: str
+    tenant_id: str
+    scope: Scope
+    store_id: str | None = None
+    store_key: str | None = None
+    programme_id: str | None = None  # the store's programme, for a store-bound key
+
+    def allows(self, permission: Permission) -> bool:
+        return allows(self.scope, permission)
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    tenant_id: str
+    name: str
+    scope: Scope
+    store_id: str | None
+    last4: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    def usable_at(self, now: datetime) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
+
+
+@dataclass(frozen=True)
+class NewToken:
+    key_id: str
+    token: str
+    hash: str
+
+
+def new_token() -> NewToken:
+    ulid = str(ULID())
+    token = f"{TOKEN_PREFIX}{ulid}_{secrets.token_urlsafe(32)}"
+    return NewToken(KEY_ID_PREFIX + ulid, token, hash_token(token))
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def key_id_of(token: str) -> str:
+    """The key id a token names; raises :class:`Unauthenticated` for anything malformed."""
+    body = token.removeprefix(TOKEN_PREFIX)
+    if (
+        body == token
+        or len(body) < _ULID_LENGTH + 2
+        or body[_ULID_LENGTH] != "_"
+        or not body[:_ULID_LENGTH].isalnum()
+    ):
+        raise Unauthenticated(ErrorCode.UNAUTHENTICATED, "malformed API key")
+    return KEY_ID_PREFIX + body[:_ULID_LENGTH]
+
+
+def token_matches(token: str, stored_hash: str) -> bool:
+    # constant-time comparison: the hash must not leak byte by byte through response times
+    return hmac.compare_digest(hash_token(token), stored_hash)

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+)
+
+from treu.storage.metadata import metadata
+from treu.storage.types import UTCDateTime, id_column_type, json_type
+
+# Tenant API keys. Only the SHA-256 of the token is kept; the token is shown once.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", id_column_type(), primary_key=True),
+    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("store_id", ForeignKey("stores.id")),
+    Column("secret_hash", String(64), nullable=False),
+    Column("last4", String(4), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    # set by a rotation (the old key keeps working for a grace period) or at creation
+    Column("expires_at", UTCDateTime()),
+    Column("revoked_at", UTCDateTime()),
+    CheckConstraint("scope IN ('admin', 'integration', 'pos', 'read')", name="scope_known"),
+    # a store binding makes sense for a till only
+    CheckConstraint("store_id IS NULL OR scope = 'pos'", name="store_only_for_pos"),
+    Index("ix_api_keys_tenant_id", "tenant_id", "id"),
+)
+
+# The first response to a POST with an Idempotency-Key, per API key, kept 24 hours and replayed.
+# ``status_code`` NULL: the first request is still running (a second one gets 409).
+idempotency_records = Table(
+    "idempotency_records",
+    metadata,
+    Column("api_key_id", ForeignKey("api_keys.id"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status_code", Integer),
+    Column("headers", json_type()),
+    Column("body", LargeBinary),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("completed_at", UTCDateTime()),
+    CheckConstraint(
+        "status_code IS NULL OR (status_code >= 200 AND status_code < 600)", name="status_known"
+    ),
+    Index("ix_idempotency_records_created_at", "created_at"),
+)
