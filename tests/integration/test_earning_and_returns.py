@@ -574,3 +574,56 @@ def test_points_past_their_date_cannot_be_spent_before_the_nightly_run(
     balances = shop.balances(jo)
     assert (balances.available, balances.expired) == (0, 60)
     shop.verify()
+
+
+def test_the_nightly_run_refuses_a_day_that_has_not_begun(
+    new_uow: NewUow, clock: FixedClock, tenant: Tenant
+) -> None:
+    shop = Shop(new_uow, clock, tenant, pending={"mode": "after_days", "days": 14})
+    clock.set(datetime(2026, 3, 1, 10, tzinfo=UTC))
+    kim = shop.enrol("kim@example.org")
+    shop.buy(kim, "o-1", "30.00")
+    # given it is 23:00 in Berlin on 15 March: 16 March has not begun there
+    clock.set(datetime(2026, 3, 15, 22, tzinfo=UTC))
+    with pytest.raises(TreuError) as refused:
+        run_nightly(new_uow, day=datetime(2026, 3, 16).date(), programme_id=shop.programme_id)
+    assert refused.value.code is ErrorCode.VALIDATION_ERROR
+    # and a run far ahead would have activated the points early: nothing changed
+    with pytest.raises(TreuError):
+        run_nightly(new_uow, day=datetime(2027, 1, 1).date(), programme_id=shop.programme_id)
+    assert (shop.balances(kim).available, shop.balances(kim).pending) == (0, 30)
+    # when midnight has passed in Berlin, the run goes ahead
+    clock.set(datetime(2026, 3, 15, 23, 1, tzinfo=UTC))
+    steps = run_nightly(new_uow, day=datetime(2026, 3, 16).date(), programme_id=shop.programme_id)
+    assert [s.step for s in steps] == [
+        "activate_pending",
+        "birthday_bonus",
+        "expire_points",
+        "expire_vouchers",
+        "expiry_reminders",
+    ]
+    assert (shop.balances(kim).available, shop.balances(kim).pending) == (30, 0)
+    # and a second run of the same date skips every step
+    again = run_nightly(new_uow, day=datetime(2026, 3, 16).date(), programme_id=shop.programme_id)
+    assert all(s.skipped for s in again)
+    shop.verify()
+
+
+def test_inactive_members_lose_their_points_at_night(
+    new_uow: NewUow, clock: FixedClock, tenant: Tenant
+) -> None:
+    shop = Shop(new_uow, clock, tenant, expiry={"type": "inactivity", "months": 6})
+    lea, max_ = shop.enrol("lea@example.org"), shop.enrol("max@example.org")
+    start = clock.now()
+    shop.buy(lea, "o-1", "40.00")
+    shop.buy(max_, "o-2", "50.00")
+    # given Max comes back after five months and Lea does not
+    clock.set(start + timedelta(days=150))
+    shop.buy(max_, "o-3", "10.00")
+    # when six months have passed since Lea's last purchase
+    clock.set(start + timedelta(days=190))
+    run_nightly(new_uow, day=clock.now().date(), programme_id=shop.programme_id)
+    # then Lea's points are gone and Max keeps his
+    assert (shop.balances(lea).available, shop.balances(lea).expired) == (0, 40)
+    assert (shop.balances(max_).available, shop.balances(max_).expired) == (60, 0)
+    shop.verify()

@@ -20,10 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from treu.activities.model import ActionIn
 from treu.activities.service import record_action
+from treu.errors import ErrorCode, InvalidInput
 from treu.ids import new_id
 from treu.jobs.tables import job_runs
 from treu.ledger import postings
@@ -37,6 +38,7 @@ from treu.programmes.service import load_programme
 from treu.programmes.tables import programmes
 from treu.rewards.service import expire_vouchers
 from treu.storage.locks import lock_members
+from treu.storage.sql import insert_or_skip
 from treu.storage.uow import Event, UnitOfWork
 
 BATCH = 500
@@ -213,11 +215,26 @@ STEPS: list[tuple[str, Step]] = [
 def run_nightly(
     new_uow: UowFactory, *, day: date, programme_id: str | None = None
 ) -> list[StepResult]:
+    """Run the steps for ``day`` for one programme or all of them.
+
+    ``day`` must have begun in the programme's timezone: a run for a day still to come would
+    activate and expire points early and then count that day as done. Running all programmes,
+    those whose ``day`` has not begun yet (timezones behind) are left for later."""
     with new_uow() as uow:
         query = select(programmes.c.id, programmes.c.tenant_id).order_by(programmes.c.id)
         if programme_id:
             query = query.where(programmes.c.id == programme_id)
-        targets = uow.conn.execute(query).all()
+        targets = []
+        for pid, tenant_id in uow.conn.execute(query).all():
+            tz = load_programme(uow, pid).tz
+            if start_of_day(day, tz) <= uow.now():
+                targets.append((pid, tenant_id))
+            elif programme_id:
+                raise InvalidInput(
+                    ErrorCode.VALIDATION_ERROR,
+                    f"{day.isoformat()} has not begun yet in {tz.key}",
+                    errors=[{"path": "date", "message": "is in the future"}],
+                )
     results = []
     for pid, tenant_id in targets:
         for name, step in STEPS:
@@ -234,20 +251,31 @@ def run_nightly(
                 continue
             items = step(new_uow, pid, day)
             with new_uow() as uow:
+                # Two runs of the same date at once both do the (idempotent) work; the first to
+                # finish records it, the other's record is skipped.
                 uow.conn.execute(
-                    insert(job_runs).values(
-                        id=new_id("job_run"),
-                        tenant_id=tenant_id,
-                        programme_id=pid,
-                        step=name,
-                        run_date=day,
-                        processed=items,
-                        finished_at=uow.now(),
-                    )
+                    _RECORD_RUN,
+                    {
+                        "id": new_id("job_run"),
+                        "tenant_id": tenant_id,
+                        "programme_id": pid,
+                        "step": name,
+                        "run_date": day,
+                        "processed": items,
+                        "finished_at": uow.now(),
+                    },
                 )
                 uow.commit()
             results.append(StepResult(pid, name, items, skipped=False))
     return results
+
+
+_RECORD_RUN = insert_or_skip(
+    job_runs,
+    ("id", "tenant_id", "programme_id", "step", "run_date", "processed", "finished_at"),
+    conflict=("programme_id", "step", "run_date"),
+    returning="id",
+)
 
 
 def _has_action_rule(programme: Programme, action_type: str) -> bool:
