@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
@@ -143,7 +144,9 @@ def test_a_6_80_eur_purchase_earns_6_points_rounded_down() -> None:
         ("0.99", Rounding.FLOOR, 0),
     ],
 )
-def test_rounding_happens_once_per_award(amount: str, rounding: Rounding, points: int) -> None:
+def test_one_rule_is_rounded_as_the_programme_says(
+    amount: str, rounding: Rounding, points: int
+) -> None:
     assert run([PER_EURO], item(amount), rounding=rounding).get("base", 0) == points
 
 
@@ -499,7 +502,7 @@ def _basket(drawn: list[tuple[int, str]]) -> Basket:
 
 
 @given(lines_st, per_amount_st, extras_st)
-def test_evaluation_never_gives_negative_points_and_floor_never_exceeds_exact(
+def test_evaluation_never_gives_negative_points_and_rounds_once_per_activity(
     drawn: list[tuple[int, str]], base_rule: Rule, extras: list[Rule]
 ) -> None:
     basket = _basket(drawn)
@@ -521,11 +524,28 @@ def test_evaluation_never_gives_negative_points_and_floor_never_exceeds_exact(
         x.base_minor for x in basket.lines if x.category not in base_rule.when.exclude.categories
     )
     exact = Fraction(selected) / (Fraction(base_rule.effect.per) * 100) * base_rule.effect.points
-    floor = by_mode[Rounding.FLOOR].get("base", 0)
-    assert floor <= exact < floor + 1
-    assert exact <= by_mode[Rounding.CEIL].get("base", 0) < exact + 1
+    # the base rule gets its exact points rounded down, plus at most one point of the remainders
+    for awards in by_mode.values():
+        assert math.floor(exact) <= awards.get("base", 0) <= math.floor(exact) + 1
+    if not extras:  # alone, it is rounded as the programme says
+        assert by_mode[Rounding.FLOOR].get("base", 0) == math.floor(exact)
+        assert by_mode[Rounding.CEIL].get("base", 0) == math.ceil(exact)
 
-    keys = set().union(*by_mode.values())
-    for key in keys:
-        low, mid, high = (by_mode[m].get(key, 0) for m in Rounding)
-        assert low <= mid <= high <= low + 1
+    # rounding happens once per activity: the modes differ by at most one point in total
+    low, mid, high = (sum(by_mode[m].values()) for m in Rounding)
+    assert low <= mid <= high <= low + 1
+
+
+def test_rounding_happens_once_per_activity_not_once_per_rule() -> None:
+    # 6.80 EUR at 1 point per euro, doubled: 13.6 points exactly, 13 rounded down (not 6 + 6)
+    double = rule("double", {"type": "multiplier", "factor": "2"})
+    ctx = EarnContext("purchase", datetime(2026, 3, 4, 12), basket=basket_of(item("6.80")))
+    awards = {a.rule_key: a for a in evaluate([PER_EURO, double], ctx)}
+    assert (awards["base"].points, awards["double"].points) == (7, 6)
+    assert "6.80 exactly, the activity's remainders make one more" in awards["base"].explanation
+
+
+def test_a_multiplier_doubles_the_base_points_as_capped() -> None:
+    capped = rule("base", PER_EURO.effect.model_dump(mode="json"), caps={"per_activity": 10})
+    double = rule("double", {"type": "multiplier", "factor": "2"})
+    assert run([capped, double], item("30.00")) == {"base": 10, "double": 10}

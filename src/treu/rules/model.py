@@ -16,10 +16,13 @@ Evaluation, in order:
    ``per`` of the earning base of the lines the rule selects (see ``treu.activities.model``).
 3. ``multiplier`` effects add ``(factor - 1) x`` the base points of the lines they select.
 4. ``bonus`` effects add fixed points that no multiplier touches.
-5. Rounding (programme policy, floor by default) happens once per award, from an exact
-   ``Fraction``; a sub-point remainder is never carried into a new point.
-6. Caps: per activity, then per member per day/week/month (programme time), then the campaign
-   budget; each cap cuts the award and says so in the explanation.
+5. Caps, on each rule's exact ``Fraction`` of points: per activity, then per member per
+   day/week/month (programme time), then the campaign budget; each cap cuts the award and says
+   so in the explanation. A multiplier multiplies the base points as capped.
+6. Rounding (programme policy, floor by default) happens once per activity, on the sum of the
+   exact points: 6.80 EUR at 1 point per euro with a x2 multiplier earns 13, not 6 + 6. Each
+   rule's award is its exact points rounded down, and the points the remainders add up to go to
+   the largest remainders; a sub-point remainder is never carried into another activity.
 """
 
 from __future__ import annotations
@@ -200,9 +203,8 @@ class Award:
 
 
 def evaluate(rules: list[Rule], ctx: EarnContext) -> list[Award]:
-    awards: list[Award] = []
-    base_by_line: dict[int, Fraction] = {}  # line index -> base points, for multipliers
-    base_awards: list[tuple[Rule, Fraction, str]] = []
+    line_points: dict[str, dict[int, Fraction]] = {}  # per_amount rule -> line -> exact points
+    base_rules: list[tuple[Rule, Fraction, str]] = []
     multipliers: list[tuple[Rule, Fraction, str]] = []
     bonuses: list[tuple[Rule, Fraction, str]] = []
     stop_below: int | None = None  # priority of a matching exclusive rule
@@ -214,70 +216,109 @@ def evaluate(rules: list[Rule], ctx: EarnContext) -> list[Award]:
         effect = rule.effect
         if isinstance(effect, PerAmount):
             assert ctx.basket is not None
-            exact, why = _per_amount(rule, effect, ctx.basket, base_by_line)
-            base_awards.append((rule, exact, why))
+            per_line, why = _per_amount(rule, effect, ctx.basket)
+            line_points[rule.key] = per_line
+            base_rules.append((rule, sum(per_line.values(), Fraction(0)), why))
         elif isinstance(effect, Fixed):
-            base_awards.append((rule, Fraction(effect.points), f"{effect.points} points"))
+            base_rules.append((rule, Fraction(effect.points), f"{effect.points} points"))
         elif isinstance(effect, Multiplier):
             multipliers.append((rule, Fraction(effect.factor), f"x{effect.factor}"))
         else:
             bonuses.append((rule, Fraction(effect.points), f"bonus {effect.points} points"))
         if rule.stacking == "exclusive":
             stop_below = rule.priority
-    for rule, exact, why in base_awards:
-        awards.append(_finish(rule, exact, why, ctx))
+    drafts = [_capped(rule, exact, why, ctx) for rule, exact, why in base_rules]
+    base_drafts = list(drafts)
     for rule, factor, why in multipliers:
-        selected = _select_lines(rule.when, ctx.basket) if ctx.basket else []
-        base = sum((base_by_line.get(i, Fraction(0)) for i in selected), Fraction(0))
-        base += sum(
-            (exact for r, exact, _ in base_awards if isinstance(r.effect, Fixed)), Fraction(0)
-        )
+        selected = _select_lines(rule.when, ctx.basket)
+        base = sum((_base_on(d, selected, line_points) for d in base_drafts), Fraction(0))
         extra = base * (factor - 1)
-        awards.append(_finish(rule, extra, f"{why} on {_fmt(base)} base points", ctx))
-    for rule, points, why in bonuses:
-        awards.append(_finish(rule, points, why, ctx))
-    return [a for a in awards if a.points > 0]
+        drafts.append(_capped(rule, extra, f"{why} on {_fmt(base)} base points", ctx))
+    drafts.extend(_capped(rule, points, why, ctx) for rule, points, why in bonuses)
+    return [a for a in _round_activity(drafts, ctx.rounding) if a.points > 0]
 
 
 def total_points(awards: list[Award]) -> int:
     return sum(a.points for a in awards)
 
 
-def _per_amount(
-    rule: Rule, effect: PerAmount, basket: Basket, base_by_line: dict[int, Fraction]
-) -> tuple[Fraction, str]:
+@dataclass(frozen=True)
+class _Draft:
+    """A rule's exact (not yet rounded) points after its caps."""
+
+    rule: Rule
+    uncapped: Fraction
+    exact: Fraction
+    why: str
+    notes: tuple[str, ...]
+
+
+def _per_amount(rule: Rule, effect: PerAmount, basket: Basket) -> tuple[dict[int, Fraction], str]:
     selected = _select_lines(rule.when, basket)
-    base_minor = sum(basket.lines[i].base_minor for i in selected)
     per_minor = Fraction(effect.per) * 10**basket.exponent
-    exact = Fraction(base_minor) / per_minor * effect.points
-    for i in selected:
-        line_exact = Fraction(basket.lines[i].base_minor) / per_minor * effect.points
-        base_by_line[i] = base_by_line.get(i, Fraction(0)) + line_exact
-    amount = basket.format(base_minor)
-    return exact, f"{effect.points} per {effect.per} {basket.currency} on {amount}"
+    per_line = {
+        i: Fraction(basket.lines[i].base_minor) / per_minor * effect.points for i in selected
+    }
+    amount = basket.format(sum(basket.lines[i].base_minor for i in selected))
+    return per_line, f"{effect.points} per {effect.per} {basket.currency} on {amount}"
 
 
-def _finish(rule: Rule, exact: Fraction, why: str, ctx: EarnContext) -> Award:
-    points = _round(exact, ctx.rounding)
+def _base_on(
+    draft: _Draft, lines: list[int], line_points: dict[str, dict[int, Fraction]]
+) -> Fraction:
+    """The base points ``draft`` gives on ``lines``, after its caps (a capped base rule is
+    multiplied as far as it was given, not as far as it would have been)."""
+    if isinstance(draft.rule.effect, Fixed):
+        return draft.exact
+    if draft.uncapped == 0:
+        return Fraction(0)
+    per_line = line_points.get(draft.rule.key, {})
+    on_lines = sum((per_line.get(i, Fraction(0)) for i in lines), Fraction(0))
+    return on_lines * draft.exact / draft.uncapped
+
+
+def _capped(rule: Rule, exact: Fraction, why: str, ctx: EarnContext) -> _Draft:
+    """Caps: per activity, then per member per day/week/month, then the campaign budget; each
+    cut is named in the explanation."""
+    capped = exact
     notes: list[str] = []
     caps = rule.caps
-    if caps.per_activity is not None and points > caps.per_activity:
-        points = caps.per_activity
+    if caps.per_activity is not None and capped > caps.per_activity:
+        capped = Fraction(caps.per_activity)
         notes.append(f"capped at {caps.per_activity} per activity")
     for period, limit in caps.per_member.items():
         left = max(0, limit - ctx.used_per_member.get((rule.key, period), 0))
-        if points > left:
-            points = left
+        if capped > left:
+            capped = Fraction(left)
             notes.append(f"capped at {limit} per {period.value}")
     if caps.budget is not None:
         left = max(0, ctx.budget_left.get(rule.key, caps.budget))
-        if points > left:
-            points = left
+        if capped > left:
+            capped = Fraction(left)
             notes.append("campaign budget used up")
-    text = f"{rule.name}: {why} = {points} points"
-    if notes:
-        text += " (" + "; ".join(notes) + ")"
-    return Award(rule.key, rule.name, points, text)
+    return _Draft(rule, exact, capped, why, tuple(notes))
+
+
+def _round_activity(drafts: list[_Draft], mode: Rounding) -> list[Award]:
+    """Round once per activity: the activity earns ``round(sum of exact points)``, shared out so
+    that each rule gets its exact points rounded down plus, largest remainder first, one of the
+    points the remainders add up to. Caps hold (a capped rule's points are whole already)."""
+    total = _round(sum((d.exact for d in drafts), Fraction(0)), mode)
+    points = [math.floor(d.exact) for d in drafts]
+    left = total - sum(points)
+    by_remainder = sorted(range(len(drafts)), key=lambda i: -(drafts[i].exact - points[i]))
+    for i in by_remainder[:left]:
+        points[i] += 1
+    awards = []
+    for draft, given in zip(drafts, points, strict=True):
+        text = f"{draft.rule.name}: {draft.why} = {given} points"
+        notes = list(draft.notes)
+        if given > draft.exact:
+            notes.append(f"{_fmt(draft.exact)} exactly, the activity's remainders make one more")
+        if notes:
+            text += " (" + "; ".join(notes) + ")"
+        awards.append(Award(draft.rule.key, draft.rule.name, given, text))
+    return awards
 
 
 def _round(exact: Fraction, mode: Rounding) -> int:
