@@ -34,6 +34,7 @@ from treu.members.model import IdentifierKind
 from treu.members.service import enrol_member, set_blocked, update_profile
 from treu.outbox.service import list_events
 from treu.programmes.service import Tenant, apply_programme
+from treu.rewards.service import cancel_voucher, redeem_reward
 from treu.storage.uow import UnitOfWork
 
 NewUow = Callable[[], UnitOfWork]
@@ -626,4 +627,69 @@ def test_inactive_members_lose_their_points_at_night(
     # then Lea's points are gone and Max keeps his
     assert (shop.balances(lea).available, shop.balances(lea).expired) == (0, 40)
     assert (shop.balances(max_).available, shop.balances(max_).expired) == (60, 0)
+    shop.verify()
+
+
+def test_a_return_frees_no_cap_room_in_a_later_month(
+    new_uow: NewUow, clock: FixedClock, tenant: Tenant
+) -> None:
+    capped = {
+        "key": "base",
+        "name": "1 per euro, 10 a month",
+        "effect": {"type": "per_amount", "points": 1, "per": "1.00"},
+        "caps": {"per_member": {"month": 10}},
+    }
+    shop = Shop(new_uow, clock, tenant, rules=[capped])
+    clock.set(datetime(2026, 3, 10, 10, tzinfo=UTC))
+    mo = shop.enrol("mo@example.org")
+    assert shop.buy(mo, "march", "10.00").points == 10
+    clock.set(datetime(2026, 4, 10, 10, tzinfo=UTC))
+    assert shop.buy(mo, "april-1", "10.00").points == 10
+    # when March's purchase comes back in April, its points go, in March
+    assert shop.give_back("r-march", "march", amount="10.00").points == -10
+    # then April's cap is still used up
+    assert shop.buy(mo, "april-2", "10.00").points == 0
+    shop.verify()
+
+
+def test_a_return_gives_the_campaign_its_budget_back(
+    new_uow: NewUow, clock: FixedClock, tenant: Tenant
+) -> None:
+    campaign = {
+        "key": "launch",
+        "name": "Launch week, 15 points in all",
+        "effect": {"type": "per_amount", "points": 1, "per": "1.00"},
+        "caps": {"budget": 15},
+    }
+    shop = Shop(new_uow, clock, tenant, rules=[campaign])
+    ned, ola = shop.enrol("ned@example.org"), shop.enrol("ola@example.org")
+    assert shop.buy(ned, "o-1", "10.00").points == 10
+    shop.give_back("r-1", "o-1", amount="10.00")
+    # the 10 points Ned gave back are the campaign's again
+    assert shop.buy(ola, "o-2", "20.00").points == 15
+    shop.verify()
+
+
+def test_a_voucher_is_good_to_the_end_of_its_last_local_day_and_then_stays_expired(
+    new_uow: NewUow, clock: FixedClock, tenant: Tenant
+) -> None:
+    reward = {"key": "coffee", "name": "Kaffee", "kind": "custom", "cost": 50}
+    shop = Shop(new_uow, clock, tenant, rewards=[{**reward, "voucher_valid_days": 30}])
+    clock.set(datetime(2026, 3, 10, 14, tzinfo=UTC))
+    pia = shop.enrol("pia@example.org")
+    shop.buy(pia, "o-1", "60.00")
+    with new_uow() as uow:
+        voucher = redeem_reward(
+            uow, tenant_id=tenant.id, member_id=pia, reward_key="coffee", idempotency_key="r-1"
+        ).voucher
+    # issued on 10 March: good all of 9 April in Berlin, which ends at 22:00 UTC (summer time)
+    assert voucher.expires_at == datetime(2026, 4, 9, 22, tzinfo=UTC)
+    clock.set(datetime(2026, 4, 9, 22, 30, tzinfo=UTC))
+    # an expired voucher cannot be cancelled to get the points back
+    with new_uow() as uow:
+        assert (
+            code_of(lambda: cancel_voucher(uow, tenant_id=tenant.id, code=voucher.code, actor="t"))
+            is ErrorCode.VOUCHER_EXPIRED
+        )
+    assert shop.balances(pia).available == 10
     shop.verify()

@@ -386,3 +386,13 @@ def test_an_amount_return_never_takes_more_than_is_left(
     for before, now in zip(b.lines, after.lines, strict=True):
         assert 0 <= now.paid_minor <= before.paid_minor
         assert 0 <= now.base_minor <= now.paid_minor
+
+
+def test_a_basket_adding_up_to_an_absurd_amount_is_refused() -> None:
+    # each line is plausible, together they are not: 1,000 x 100,000 x 9,999,999.99
+    line = LineIn(unit_price=Decimal("9999999.99"), quantity=100_000)
+    purchase = PurchaseIn(external_id="x", currency="EUR", lines=[line] * 1000)
+    with pytest.raises(InvalidInput) as refused:
+        build_basket(purchase, "EUR", EarningBase())
+    assert refused.value.code is ErrorCode.INVALID_AMOUNT
+    assert "implausibly large" in refused.value.message

@@ -21,7 +21,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from treu.errors import ErrorCode, InvalidInput, Rejected
-from treu.money import allocate, exponent, format_money, to_minor
+from treu.money import MAX_MINOR, allocate, exponent, format_money, from_minor, to_minor
 
 
 def _aware(value: datetime) -> datetime:
@@ -180,6 +180,12 @@ def build_basket(purchase: PurchaseIn, currency: str, base: EarningBase) -> Bask
         to_minor(item.discount, currency, field=f"lines.{i}.discount")
         for i, item in enumerate(items)
     ]
+    if sum(gross) > MAX_MINOR:
+        raise InvalidInput(
+            ErrorCode.INVALID_AMOUNT,
+            f"the basket comes to more than {from_minor(MAX_MINOR, currency)} {currency}:"
+            " implausibly large",
+        )
     for i, (g, d) in enumerate(zip(gross, line_discounts, strict=True)):
         if d > g:
             raise InvalidInput(

@@ -315,7 +315,7 @@ def record_return(uow: UnitOfWork, *, programme_id: str, ret: ReturnIn) -> Activ
     result = ActivityResult(activity_id, "return", ret.external_id, member_id, 0)
     if member_id:
         net = basket.after_returns([a + b for a, b in zip(already, back, strict=True)])
-        result = _reverse(uow, programme, purchase, net, activity_id, occurred, result)
+        result = _reverse(uow, programme, purchase, net, activity_id, result)
         _touch_member(uow, member_id, occurred, purchase=False)
     uow.publish(
         Event(
@@ -415,6 +415,7 @@ def simulate_purchase(
             basket=basket,
             channel=purchase.channel,
             store=purchase.store,
+            lock_budgets=False,
         )
     return evaluate(list(programme.document.rules), ctx)
 
@@ -647,8 +648,11 @@ def _context(
     channel: str | None = None,
     store: str | None = None,
     attributes: dict[str, Any] | None = None,
+    lock_budgets: bool = True,
 ) -> EarnContext:
-    """What the rules need to know; ``attributes``: the member's, if already read."""
+    """What the rules need to know; ``attributes``: the member's, if already read.
+    ``lock_budgets``: lock the campaign budgets this earning will draw on (not for a simulation,
+    which must not make tills wait)."""
     activity: Literal["purchase", "action"] = "purchase" if basket is not None else "action"
     if attributes is None:
         attributes = uow.conn.execute(
@@ -669,7 +673,7 @@ def _context(
     budget_left: dict[str, int] = {}
     if any(r.caps.budget for r in rules):
         query = select(rule_budgets).where(rule_budgets.c.programme_id == programme.id)
-        if uow.dialect == "postgresql":
+        if lock_budgets and uow.dialect == "postgresql":
             query = query.order_by(rule_budgets.c.rule_key).with_for_update()
         for row in uow.conn.execute(query):
             budget_left[row.rule_key] = int(row.budget - row.used)
@@ -791,6 +795,24 @@ def _spend_budgets(uow: UnitOfWork, programme: Programme, decided: list[Award]) 
             raise RuntimeError(f"budget of rule {rule.key} overspent despite the lock")
 
 
+def _refund_budgets(
+    uow: UnitOfWork, programme: Programme, rows: list[tuple[str, int, str]]
+) -> None:
+    for key, points, _ in rows:
+        rule = programme.rule(key)
+        if rule is None or rule.caps.budget is None:
+            continue
+        uow.conn.execute(
+            update(rule_budgets)
+            .where(
+                rule_budgets.c.programme_id == programme.id,
+                rule_budgets.c.rule_key == key,
+                rule_budgets.c.used + points >= 0,
+            )
+            .values(used=rule_budgets.c.used + points)
+        )
+
+
 _INSERT_AWARDS = insert(awards)
 
 
@@ -828,7 +850,6 @@ def _reverse(
     purchase: Any,
     net: Basket,
     return_id: str,
-    occurred: datetime,
     result: ActivityResult,
 ) -> ActivityResult:
     given: dict[str, int] = defaultdict(int)
@@ -881,7 +902,10 @@ def _reverse(
         return_id=return_id,
         at=uow.now(),
     )
-    _insert_awards(uow, programme, return_id, purchase.member_id, None, occurred, rows)
+    # Taken back in the period the points were earned in: a return frees no cap room today for
+    # last month's points, and gives a campaign its budget back.
+    _insert_awards(uow, programme, return_id, purchase.member_id, None, purchase.occurred_at, rows)
+    _refund_budgets(uow, programme, rows)
     uow.publish(
         Event(
             programme.tenant_id,

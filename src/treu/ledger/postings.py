@@ -17,7 +17,7 @@ from datetime import datetime
 
 from sqlalchemy import BindParameter, Integer, and_, bindparam, case, func, insert, select, update
 
-from treu.errors import ErrorCode, Rejected
+from treu.errors import Conflict, ErrorCode, NotFound, Rejected
 from treu.ids import new_id
 from treu.ledger.model import (
     LotStatus,
@@ -467,9 +467,9 @@ def _close_hold(uow: UnitOfWork, hold_id: str, status: str, at: datetime) -> tup
     )
     row = uow.conn.execute(select(holds).where(holds.c.id == hold_id)).first()
     if row is None:
-        raise Rejected(ErrorCode.HOLD_NOT_FOUND, f"no hold {hold_id}")
+        raise NotFound(ErrorCode.HOLD_NOT_FOUND, f"no hold {hold_id}")
     if result.rowcount != 1:
-        raise Rejected(ErrorCode.HOLD_NOT_OPEN, f"hold {hold_id} is already {row.status}")
+        raise Conflict(ErrorCode.HOLD_NOT_OPEN, f"hold {hold_id} is already {row.status}")
     return row.member_id, row.transfer_id, int(row.amount)
 
 

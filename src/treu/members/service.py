@@ -44,7 +44,7 @@ def enrol_member(
 ) -> Member:
     programme = load_programme(uow, programme_id)
     if not identifiers_:
-        raise Rejected(ErrorCode.INVALID_IDENTIFIER, "a member needs at least one identifier")
+        raise InvalidInput(ErrorCode.INVALID_IDENTIFIER, "a member needs at least one identifier")
     normalised = _normalise_all(uow, programme.tenant_id, programme.document.country, identifiers_)
     _check_identifiers_free(uow, programme_id, normalised)
     now = uow.now()

@@ -12,16 +12,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from treu.errors import Conflict, ErrorCode, NotFound, Rejected
 from treu.ids import new_id
 from treu.ledger import postings
-from treu.ledger.model import MemberAccount, SystemAccount, TransferKind
+from treu.ledger.model import MemberAccount, SystemAccount, TransferKind, start_of_day
 from treu.ledger.tables import holds, transfers
 from treu.members.model import MemberStatus
 from treu.members.service import get_member
+from treu.programmes.model import Programme
 from treu.programmes.service import load_programme
 from treu.rewards.model import (
     RewardState,
@@ -174,7 +175,7 @@ def redeem_reward(
         reward_id=reward.id,
         redemption_id=redemption_id,
         now=now,
-        expires=now + timedelta(days=valid_days) if valid_days else None,
+        expires=_voucher_expiry(programme, now, valid_days),
     )
     postings.capture(uow, programme, hold_id=hold_id, at=now)
     uow.publish(
@@ -241,10 +242,21 @@ def consume_voucher(
     return result
 
 
+def _voucher_expiry(programme: Programme, now: datetime, valid_days: int | None) -> datetime | None:
+    """Valid for ``valid_days`` days after today, to the end of that day in programme time (a
+    voucher issued on 10 March for 30 days is good all of 9 April, wherever the server is)."""
+    if not valid_days:
+        return None
+    last_day = programme.local_date(now) + timedelta(days=valid_days)
+    return start_of_day(last_day + timedelta(days=1), programme.tz)
+
+
 def cancel_voucher(
     uow: UnitOfWork, *, tenant_id: str, code: str, actor: str, reason: str = "cancelled by staff"
 ) -> VoucherView:
-    """Cancel an unused voucher: its points go back to the lots they came from, stock back."""
+    """Cancel an unused, unexpired voucher: its points go back to the lots they came from (and
+    keep their expiry), the stock goes back. An expired voucher stays expired: its points would
+    only return into lots past their date; goodwill is an adjustment."""
     voucher = get_voucher(uow, tenant_id=tenant_id, code=code)
     lock_members(uow, voucher.member_id)
     now = uow.now()
@@ -254,14 +266,18 @@ def cancel_voucher(
         update(vouchers)
         .where(
             vouchers.c.id == voucher.id,
-            vouchers.c.status.not_in([VoucherStatus.USED.value, VoucherStatus.CANCELLED.value]),
+            vouchers.c.status == VoucherStatus.ISSUED.value,
+            or_(vouchers.c.expires_at.is_(None), vouchers.c.expires_at > now),
         )
         .values(status=VoucherStatus.CANCELLED.value, cancelled_at=now)
     )
     if done.rowcount != 1:
-        if get_voucher(uow, tenant_id=tenant_id, code=code).status is VoucherStatus.USED:
+        status = get_voucher(uow, tenant_id=tenant_id, code=code).status
+        if status is VoucherStatus.USED:
             raise Rejected(ErrorCode.VOUCHER_ALREADY_USED, "a used voucher cannot be cancelled")
-        raise Rejected(ErrorCode.VOUCHER_CANCELLED, "this voucher is already cancelled")
+        if status is VoucherStatus.CANCELLED:
+            raise Rejected(ErrorCode.VOUCHER_CANCELLED, "this voucher is already cancelled")
+        raise Rejected(ErrorCode.VOUCHER_EXPIRED, "an expired voucher cannot be cancelled")
     row = uow.conn.execute(
         select(vouchers.c.redemption_id, vouchers.c.reward_id).where(vouchers.c.id == voucher.id)
     ).one()
