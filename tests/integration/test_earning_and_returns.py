@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from treu.activities.model import ActionIn, LineIn, PurchaseIn, ReturnIn, ReturnLineIn
 from treu.activities.service import (
@@ -19,7 +20,7 @@ from treu.activities.service import (
 from treu.clock import FixedClock
 from treu.errors import ErrorCode, TreuError
 from treu.jobs.nightly import run_nightly
-from treu.ledger.model import Balances
+from treu.ledger.model import Balances, MemberAccount, member_account_id
 from treu.ledger.service import (
     activate_points,
     adjust_points,
@@ -693,3 +694,49 @@ def test_a_voucher_is_good_to_the_end_of_its_last_local_day_and_then_stays_expir
         )
     assert shop.balances(pia).available == 10
     shop.verify()
+
+
+@pytest.mark.parametrize(
+    ("tamper", "broken"),
+    [
+        (
+            "UPDATE accounts SET balance = balance + 5 WHERE id = :available",
+            {"cached_balance_equals_replay", "active_lots_equal_available"},
+        ),
+        (
+            "UPDATE lots SET remaining = remaining - 1"
+            " WHERE member_id = :member AND status = 'active' AND remaining > 1",
+            {"lot_remaining_equals_allocations", "active_lots_equal_available"},
+        ),
+        (
+            "UPDATE transfers SET activity_id = NULL WHERE debit_account_id = :debt",
+            {"negative_only_by_policy"},
+        ),
+    ],
+    ids=["balance", "lot", "debt-without-return"],
+)
+def test_verify_finds_a_ledger_that_was_tampered_with(
+    new_uow: NewUow, clock: FixedClock, tenant: Tenant, tamper: str, broken: set[str]
+) -> None:
+    shop = Shop(new_uow, clock, tenant, returns={"policy": "allow_negative"})
+    quinn = shop.enrol("quinn@example.org")
+    shop.buy(quinn, "o-1", "50.00")
+    shop.buy(quinn, "o-2", "30.00")
+    shop.spend(quinn, 70, key="q-1")
+    shop.give_back("r-1", "o-1", amount="50.00")  # 10 left, 40 owed
+    shop.buy(quinn, "o-3", "20.00")  # pays 20 of the debt
+    shop.buy(quinn, "o-4", "50.00")  # pays the other 20, 30 left in this lot
+    shop.verify()
+    with new_uow() as uow:
+        uow.conn.execute(
+            text(tamper),
+            {
+                "member": quinn,
+                "available": member_account_id(quinn, MemberAccount.AVAILABLE),
+                "debt": member_account_id(quinn, MemberAccount.DEBT),
+            },
+        )
+        uow.commit()
+    with new_uow() as uow:
+        report = verify_ledger(uow, tenant_id=tenant.id)
+    assert set(report.problems) == broken

@@ -10,7 +10,9 @@ runs per tenant or over the whole database:
 5. a member's active lots hold exactly their available balance, pending lots their pending
    balance, and open holds their held balance;
 6. allocations of a transfer never exceed it;
-7. no balance is below its floor (negative only in the debt account, i.e. by policy).
+7. no balance is below its floor (negative only in the debt account);
+8. points went into debt only by a return under a programme revision whose return policy is
+   ``allow_negative``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import text
 
+from treu.programmes.service import load_revision
 from treu.storage.uow import UnitOfWork
 
 _CHECKS: dict[str, str] = {
@@ -97,6 +100,7 @@ def verify_ledger(uow: UnitOfWork, *, tenant_id: str | None = None) -> VerifyRep
         report.checked[name] = len(rows)
         if rows:
             report.problems[name] = rows[:20]
+    _check_debt_policy(uow, report, params, scopes["t"])
     # table names below are constants of this module, never input
     count = "SELECT COUNT(*) FROM {table} z WHERE 1 = 1 " + (  # noqa: S608
         "AND z.tenant_id = :tenant_id" if tenant_id else ""
@@ -106,3 +110,30 @@ def verify_ledger(uow: UnitOfWork, *, tenant_id: str | None = None) -> VerifyRep
     )
     report.lots = int(uow.conn.execute(text(count.format(table="lots")), params).scalar_one())
     return report
+
+
+_DEBT_POSTINGS = """
+    SELECT t.id, p.revision_id FROM transfers t
+    JOIN accounts d ON d.id = t.debit_account_id AND d.kind = 'debt'
+    LEFT JOIN activities r ON r.id = t.activity_id AND r.type = 'return'
+    LEFT JOIN activities p ON p.id = r.purchase_id
+    WHERE 1 = 1 {t}"""
+
+
+def _check_debt_policy(
+    uow: UnitOfWork, report: VerifyReport, params: dict[str, str | None], scope: str
+) -> None:
+    """A negative balance is allowed only where the purchase's return policy allowed it."""
+    bad = []
+    policies: dict[str, str] = {}
+    for transfer_id, revision_id in uow.conn.execute(text(_DEBT_POSTINGS.format(t=scope)), params):
+        if revision_id is None:
+            bad.append(str(transfer_id))  # into debt, but not by a return
+            continue
+        if revision_id not in policies:
+            policies[revision_id] = load_revision(uow, revision_id).document.returns.policy
+        if policies[revision_id] != "allow_negative":
+            bad.append(str(transfer_id))
+    report.checked["negative_only_by_policy"] = len(bad)
+    if bad:
+        report.problems["negative_only_by_policy"] = bad[:20]
