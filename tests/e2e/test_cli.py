@@ -194,3 +194,25 @@ def test_a_database_without_schema_says_how_to_create_it(
     assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
     result = runner.invoke(app, ["programme", "apply", str(EXAMPLES / "kiezcafe.yaml")])
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql://nobody:secret@127.0.0.1:9/treu", "sqlite:////nonexistent/directory/treu.db"],
+    ids=["postgresql-down", "sqlite-unwritable"],
+)
+@pytest.mark.parametrize(
+    "command",
+    [["db", "upgrade"], ["members", "show", "mia@example.org", "-p", "kiezcafe"]],
+    ids=["db-upgrade", "members-show"],
+)
+def test_an_unreachable_database_is_one_line_not_a_traceback(
+    url: str, command: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TREU_DATABASE_URL", url)
+    result = runner.invoke(app, command)
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error: database_unavailable: cannot use ")
+    assert "secret" not in result.output  # the password stays out of the message

@@ -19,7 +19,7 @@ import yaml
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Engine
+from sqlalchemy import Engine, make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from treu.activities.model import ActionIn, PurchaseIn, ReturnIn
@@ -27,6 +27,7 @@ from treu.activities.service import ActivityResult, record_action, record_purcha
 from treu.auth.model import ApiKey, Scope
 from treu.auth.service import create_api_key, list_api_keys, revoke_api_key, rotate_api_key
 from treu.clock import SystemClock
+from treu.config import get_settings
 from treu.errors import TreuError
 from treu.jobs.nightly import run_nightly
 from treu.ledger.service import get_balances, list_lots, member_history
@@ -44,6 +45,7 @@ from treu.rewards.service import consume_voucher, list_rewards, redeem_reward
 from treu.storage.engine import make_engine
 from treu.storage.migrate import current, upgrade
 from treu.storage.uow import UnitOfWork
+from treu.webhooks.dispatcher import PassResult, dispatch, run_worker
 
 app = typer.Typer(help="Treu — the open-source loyalty platform.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -54,6 +56,7 @@ rewards_app = typer.Typer(help="Rewards and vouchers.", no_args_is_help=True)
 ledger_app = typer.Typer(help="The points ledger.", no_args_is_help=True)
 jobs_app = typer.Typer(help="The nightly run.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys of a tenant.", no_args_is_help=True)
+webhooks_app = typer.Typer(help="Webhook delivery.", no_args_is_help=True)
 for sub, name in (
     (db_app, "db"),
     (programme_app, "programme"),
@@ -63,6 +66,7 @@ for sub, name in (
     (ledger_app, "ledger"),
     (jobs_app, "jobs"),
     (keys_app, "keys"),
+    (webhooks_app, "webhooks"),
 ):
     app.add_typer(sub, name=name)
 
@@ -89,7 +93,23 @@ def errors_as_one_line() -> Iterator[None]:
     except (OperationalError, ProgrammingError) as exc:
         if "no such table" in str(exc) or "does not exist" in str(exc):
             fail("the database has no Treu schema yet: run `treu db upgrade`")
+        if (isinstance(exc, OperationalError) and exc.connection_invalidated) or _unreachable(exc):
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            fail(f"database_unavailable: cannot use {_database()}: {reason}")
         raise
+
+
+def _unreachable(exc: OperationalError | ProgrammingError) -> bool:
+    text = str(exc.orig).lower()
+    return any(
+        hint in text
+        for hint in ("connection", "could not connect", "unable to open", "password", "role")
+    )
+
+
+def _database() -> str:
+    """TREU_DATABASE_URL without its password, for messages."""
+    return make_url(get_settings().database_url).render_as_string(hide_password=True)
 
 
 class Ctx:
@@ -123,12 +143,13 @@ def run(fn: Callable[[Ctx], None]) -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema of TREU_DATABASE_URL (default: SQLite file treu.db)."""
-    engine = make_engine()
-    try:
-        upgrade(engine)
-        console.print(f"database at revision {current(engine)}")
-    finally:
-        engine.dispose()
+    with errors_as_one_line():
+        engine = make_engine()
+        try:
+            upgrade(engine)
+            console.print(f"database at revision {current(engine)}")
+        finally:
+            engine.dispose()
 
 
 # --- programme ---------------------------------------------------------------------------
@@ -539,6 +560,44 @@ def keys_rotate(
     run(go)
 
 
+@webhooks_app.command("dispatch")
+def webhooks_dispatch(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
+) -> None:
+    """One pass: turn new events into deliveries and send those that are due."""
+
+    def go(ctx: Ctx) -> None:
+        with ctx.uow() as uow:
+            tenant_id = get_tenant(uow, tenant).id if tenant else None
+        _print_pass(dispatch(ctx.uow, tenant_id=tenant_id), quiet=False)
+
+    run(go)
+
+
+@app.command("worker")
+def worker(
+    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between passes.")] = 5.0,
+) -> None:
+    """Deliver webhooks until interrupted: a dispatch pass, a pause, again."""
+
+    def go(ctx: Ctx) -> None:
+        try:
+            run_worker(ctx.uow, interval=interval, on_pass=_print_pass)
+        except KeyboardInterrupt:
+            console.print("stopped")
+
+    run(go)
+
+
+def _print_pass(result: PassResult, *, quiet: bool = True) -> None:
+    if result.events or result.sent or not quiet:
+        console.print(
+            f"{result.events} events, {result.created} deliveries created, {result.sent} sent "
+            f"({result.succeeded} succeeded, {result.failed} given up)",
+            highlight=False,
+        )
+
+
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -571,13 +630,13 @@ def _load_file(path: Path, code: str = "validation_error") -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        fail(f"cannot read {path}: {exc.strerror}")
+        fail(f"{code}: cannot read {path}: {exc.strerror}")
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         fail(f"{code}: {path} is not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}")
     if not isinstance(data, dict):
-        fail(f"{path}: expected a mapping at the top level")
+        fail(f"{code}: {path}: expected a mapping (key: value) at the top level")
     return data
 
 
