@@ -740,3 +740,37 @@ def test_verify_finds_a_ledger_that_was_tampered_with(
     with new_uow() as uow:
         report = verify_ledger(uow, tenant_id=tenant.id)
     assert set(report.problems) == broken
+
+
+def test_a_programme_cannot_change_its_currency(
+    new_uow: NewUow, clock: FixedClock, tenant: Tenant
+) -> None:
+    shop = Shop(new_uow, clock, tenant)
+    with new_uow() as uow:
+        refused = code_of(
+            lambda: apply_programme(uow, tenant_id=tenant.id, document=document(currency="CHF"))
+        )
+    assert refused is ErrorCode.INVALID_PROGRAMME
+    with new_uow() as uow:  # a change of anything else is a new revision
+        changed = apply_programme(uow, tenant_id=tenant.id, document=document(name="Shop 2"))
+    assert (changed.programme_id, changed.revision) == (shop.programme_id, 2)
+
+
+def test_redeeming_counts_as_activity_for_inactivity_expiry(
+    new_uow: NewUow, clock: FixedClock, tenant: Tenant
+) -> None:
+    shop = Shop(new_uow, clock, tenant, expiry={"type": "inactivity", "months": 6})
+    ray = shop.enrol("ray@example.org")
+    start = clock.now()
+    shop.buy(ray, "o-1", "80.00")
+    # given Ray last bought 7 months ago, but redeemed a coffee 2 months ago
+    clock.set(start + timedelta(days=150))
+    with new_uow() as uow:
+        redeem_reward(
+            uow, tenant_id=tenant.id, member_id=ray, reward_key="coffee", idempotency_key="k"
+        )
+    clock.set(start + timedelta(days=210))
+    run_nightly(new_uow, day=clock.now().date(), programme_id=shop.programme_id)
+    # then he is not inactive: his 30 points stay
+    assert (shop.balances(ray).available, shop.balances(ray).expired) == (30, 0)
+    shop.verify()

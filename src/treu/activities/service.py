@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import bindparam, case, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 
 from treu.activities.model import (
     ActionIn,
@@ -36,6 +36,7 @@ from treu.members.service import (
     resolve_member_for_write,
     resolve_member_id,
     resolve_member_ids,
+    touch_member,
 )
 from treu.members.tables import members
 from treu.programmes.model import Programme
@@ -44,7 +45,6 @@ from treu.programmes.tables import rule_budgets
 from treu.rules.model import Award, EarnContext, MemberFacts, Period, evaluate
 from treu.storage.locks import lock_members
 from treu.storage.sql import insert_or_skip
-from treu.storage.types import UTCDateTime
 from treu.storage.uow import Event, UnitOfWork
 
 # A till's clock may run a little ahead; anything further in the future is a mistake.
@@ -203,7 +203,7 @@ def _record_purchase(
             attributes=attributes,
         )
         result = _earn(uow, programme, member_id, activity_id, ctx, occurred, result)
-        _touch_member(uow, member_id, occurred, purchase=True)
+        touch_member(uow, member_id, occurred, purchase=True)
     uow.publish(
         Event(
             programme.tenant_id,
@@ -263,7 +263,7 @@ def record_action(
         occurred,
         ActivityResult(activity_id, "action", action.external_id, member_id, 0),
     )
-    _touch_member(uow, member_id, occurred, purchase=False)
+    touch_member(uow, member_id, occurred, purchase=False)
     uow.publish(
         Event(
             programme.tenant_id,
@@ -316,7 +316,7 @@ def record_return(uow: UnitOfWork, *, programme_id: str, ret: ReturnIn) -> Activ
     if member_id:
         net = basket.after_returns([a + b for a, b in zip(already, back, strict=True)])
         result = _reverse(uow, programme, purchase, net, activity_id, result)
-        _touch_member(uow, member_id, occurred, purchase=False)
+        touch_member(uow, member_id, occurred, purchase=False)
     uow.publish(
         Event(
             programme.tenant_id,
@@ -377,7 +377,7 @@ def claim_purchase(
         row.occurred_at,
         ActivityResult(row.id, "purchase", external_id, member_id, 0),
     )
-    _touch_member(uow, member_id, row.occurred_at, purchase=True)
+    touch_member(uow, member_id, row.occurred_at, purchase=True)
     uow.publish(
         Event(
             programme.tenant_id, "activity.claimed", {"activity_id": row.id, "member_id": member_id}
@@ -938,33 +938,6 @@ def _original_awards(uow: UnitOfWork, purchase_id: str) -> dict[str, int]:
     for key, points in rows:
         out[key] += int(points)
     return dict(out)
-
-
-def _touch_member(uow: UnitOfWork, member_id: str, at: datetime, *, purchase: bool) -> None:
-    uow.conn.execute(_TOUCH[purchase], {"member_id": member_id, "at": at})
-
-
-def _greatest(column: Any, at: Any) -> Any:
-    return case((column.is_(None), at), (column < at, at), else_=column)
-
-
-# The instant is typed: an untyped datetime inside CASE/COALESCE would be bound as a plain
-# DATETIME, which SQLite stores as the wall-clock time of whatever offset it carries.
-_AT = bindparam("at", type_=UTCDateTime())
-_TOUCH = {
-    purchase: update(members)
-    .where(members.c.id == bindparam("member_id"))
-    .values(
-        # max(last, at): an offline till's late purchase must not move "last activity" backwards
-        last_activity_at=_greatest(members.c.last_activity_at, _AT),
-        **(
-            {"first_purchase_at": func.coalesce(members.c.first_purchase_at, _AT)}
-            if purchase
-            else {}
-        ),
-    )
-    for purchase in (False, True)
-}
 
 
 Kind = Literal["purchase", "return", "action"]

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
@@ -27,6 +27,7 @@ from treu.members.model import (
 )
 from treu.members.tables import consents, identifiers, members
 from treu.programmes.service import load_programme, tenant_secret
+from treu.storage.types import UTCDateTime
 from treu.storage.uow import Event, UnitOfWork, is_unique_violation
 
 
@@ -418,3 +419,33 @@ def _member(uow: UnitOfWork, row: Row[Any]) -> Member:
         identifiers=ids,
         consents=latest,
     )
+
+
+def touch_member(uow: UnitOfWork, member_id: str, at: datetime, *, purchase: bool) -> None:
+    """The member did something at ``at`` (bought, returned, redeemed, an action): moves
+    ``last_activity_at`` forward (inactivity expiry counts from it), and sets
+    ``first_purchase_at`` on a first purchase."""
+    uow.conn.execute(_TOUCH[purchase], {"member_id": member_id, "at": at})
+
+
+def _greatest(column: Any, at: Any) -> Any:
+    return case((column.is_(None), at), (column < at, at), else_=column)
+
+
+# The instant is typed: an untyped datetime inside CASE/COALESCE would be bound as a plain
+# DATETIME, which SQLite stores as the wall-clock time of whatever offset it carries.
+_AT = bindparam("at", type_=UTCDateTime())
+_TOUCH = {
+    purchase: update(members)
+    .where(members.c.id == bindparam("member_id"))
+    .values(
+        # max(last, at): an offline till's late purchase must not move "last activity" backwards
+        last_activity_at=_greatest(members.c.last_activity_at, _AT),
+        **(
+            {"first_purchase_at": func.coalesce(members.c.first_purchase_at, _AT)}
+            if purchase
+            else {}
+        ),
+    )
+    for purchase in (False, True)
+}

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
 
-from treu.errors import ErrorCode, NotFound
+from treu.errors import ErrorCode, InvalidInput, NotFound
 from treu.ids import new_id
 from treu.ledger.model import SystemAccount, Unit, system_account_id
 from treu.ledger.tables import accounts
@@ -117,6 +117,14 @@ def apply_programme(
         previous = current.parsed
         if previous == doc:
             return ApplyResult(programme_id, current.number, created=False, changed=False)
+        if previous is not None and previous.currency != doc.currency:
+            # Every amount recorded so far is in minor units of the old currency.
+            raise InvalidInput(
+                ErrorCode.INVALID_PROGRAMME,
+                f"currency: the programme counts in {previous.currency} and cannot change to"
+                f" {doc.currency}; start a new programme instead",
+                errors=[{"path": "currency", "message": "cannot change once applied"}],
+            )
         number = current.number + 1
     revision_id = new_id("revision")
     uow.cache.pop(("revisions", programme_id), None)

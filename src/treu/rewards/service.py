@@ -21,7 +21,7 @@ from treu.ledger import postings
 from treu.ledger.model import MemberAccount, SystemAccount, TransferKind, start_of_day
 from treu.ledger.tables import holds, transfers
 from treu.members.model import MemberStatus
-from treu.members.service import get_member
+from treu.members.service import get_member, touch_member
 from treu.programmes.model import Programme
 from treu.programmes.service import load_programme
 from treu.rewards.model import (
@@ -178,6 +178,7 @@ def redeem_reward(
         expires=_voucher_expiry(programme, now, valid_days),
     )
     postings.capture(uow, programme, hold_id=hold_id, at=now)
+    touch_member(uow, member_id, now, purchase=False)  # redeeming is activity too
     uow.publish(
         Event(
             tenant_id,
