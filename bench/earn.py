@@ -448,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"total time {time.perf_counter() - started:.1f} s")
     fields = " ".join(
-        f"{key}={ratios.get(key, 0.0):.2f}"
+        f"{key}={ratios.get(key, 0.0):.3f}"
         for key in (
             "sqlite_single_ratio",
             "sqlite_batch_ratio",
@@ -456,7 +456,11 @@ def main(argv: list[str] | None = None) -> int:
             "pg_batch_ratio",
         )
     )
-    print(f"RESULT earn {fields} events_per_s={rows[0][3].single_per_s:.0f}")
+    batch_per_s = rows[0][3].batch_per_s
+    print(
+        f"RESULT earn {fields} events_per_s={rows[0][3].single_per_s:.0f}"
+        f" batch_events_per_s={batch_per_s:.0f}"
+    )
     return 0 if all(run.ledger_ok for *_, run in rows) else 1
 
 
