@@ -774,3 +774,37 @@ def test_redeeming_counts_as_activity_for_inactivity_expiry(
     # then he is not inactive: his 30 points stay
     assert (shop.balances(ray).available, shop.balances(ray).expired) == (30, 0)
     shop.verify()
+
+
+def test_a_correction_names_what_it_corrects_and_happens_once(
+    new_uow: NewUow, clock: FixedClock, tenant: Tenant
+) -> None:
+    shop = Shop(new_uow, clock, tenant)
+    sam, tia = shop.enrol("sam@example.org"), shop.enrol("tia@example.org")
+
+    def adjust(member: str, points: int, key: str, corrects: str | None = None) -> str:
+        with new_uow() as uow:
+            return adjust_points(
+                uow,
+                tenant_id=tenant.id,
+                member_id=member,
+                points=points,
+                reason="typo at the counter",
+                actor="staff:ana",
+                idempotency_key=key,
+                corrects=corrects,
+            )
+
+    # given staff credited Sam 500 instead of 50
+    wrong = adjust(sam, 500, "goodwill-1")
+    # when they take the 450 back as a correction of that credit
+    fix = adjust(sam, -450, "fix-1", corrects=wrong)
+    assert adjust(sam, -450, "fix-1", corrects=wrong) == fix  # a retry is the same correction
+    assert shop.balances(sam).available == 50
+    # then the credit cannot be corrected a second time, nor through another member
+    assert code_of(lambda: adjust(sam, -50, "fix-2", corrects=wrong)) is (
+        ErrorCode.ALREADY_CORRECTED
+    )
+    assert code_of(lambda: adjust(tia, 10, "fix-3", corrects=wrong)) is ErrorCode.NOT_FOUND
+    assert shop.balances(sam).available == 50
+    shop.verify()

@@ -347,6 +347,11 @@ class VoucherCancel(_In):
 class AdjustmentCreate(_In):
     points: int = Field(ge=-100_000_000, le=100_000_000, description="non-zero; negative takes")
     reason: str = Field(min_length=1, max_length=500)
+    corrects: str | None = Field(
+        default=None,
+        max_length=64,
+        description="id of the member's transfer this corrects (at most once per transfer)",
+    )
 
 
 class AdjustmentRead(_Out):

@@ -149,6 +149,7 @@ def earn(
     kind: TransferKind = TransferKind.EARN,
     reason: str | None = None,
     actor: str | None = None,
+    corrects_id: str | None = None,
 ) -> tuple[str, str]:
     """Credit ``amount`` points in a new lot; pending until ``activates_at`` if that is later
     than ``at`` (or None: until explicitly activated). Returns (transfer id, lot id)."""
@@ -167,6 +168,7 @@ def earn(
         activity_id=activity_id,
         reason=reason,
         actor=actor,
+        corrects_id=corrects_id,
     )
     lot_id = new_id("lot")
     uow.conn.execute(

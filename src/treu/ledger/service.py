@@ -167,8 +167,12 @@ def adjust_points(
     reason: str,
     actor: str,
     idempotency_key: str,
+    corrects: str | None = None,
 ) -> str:
-    """A manual correction by staff: positive adds a lot, negative draws from lots."""
+    """A manual correction by staff: positive adds a lot, negative draws from lots.
+
+    ``corrects``: the id of the member's transfer this adjustment corrects (a wrong goodwill
+    credit, a purchase keyed with the wrong amount); a transfer is corrected at most once."""
     if points == 0:
         raise InvalidInput(ErrorCode.INVALID_AMOUNT, "an adjustment of 0 points changes nothing")
     if not reason.strip() or not actor.strip():
@@ -178,6 +182,8 @@ def adjust_points(
     replayed = _replayed_adjustment(uow, tenant_id, idempotency_key, member_id, points)
     if replayed:
         return replayed
+    if corrects is not None:
+        _check_correctable(uow, tenant_id, member_id, corrects)
     programme = load_programme(uow, member.programme_id)
     now = uow.now()
     try:
@@ -195,6 +201,7 @@ def adjust_points(
                 kind=TransferKind.ADJUST,
                 reason=reason,
                 actor=actor,
+                corrects_id=corrects,
             )
         else:
             transfer_id = postings.spend(
@@ -208,6 +215,7 @@ def adjust_points(
                 at=now,
                 reason=reason,
                 actor=actor,
+                corrects_id=corrects,
             )
     except IntegrityError as exc:
         return _replayed_after_race(
@@ -219,11 +227,35 @@ def adjust_points(
         Event(
             tenant_id,
             "points.adjusted",
-            {"member_id": member_id, "points": points, "reason": reason, "actor": actor},
+            {
+                "member_id": member_id,
+                "points": points,
+                "reason": reason,
+                "actor": actor,
+                "corrects": corrects,
+            },
         )
     )
     uow.commit()
     return transfer_id
+
+
+def _check_correctable(uow: UnitOfWork, tenant_id: str, member_id: str, transfer_id: str) -> None:
+    target = uow.conn.execute(
+        select(transfers.c.member_id).where(
+            transfers.c.id == transfer_id, transfers.c.tenant_id == tenant_id
+        )
+    ).first()
+    if target is None or target.member_id != member_id:
+        raise NotFound(ErrorCode.NOT_FOUND, f"no transfer {transfer_id} of member {member_id}")
+    corrected = uow.conn.execute(
+        select(transfers.c.id).where(transfers.c.corrects_id == transfer_id)
+    ).first()
+    if corrected is not None:
+        raise Conflict(
+            ErrorCode.ALREADY_CORRECTED,
+            f"transfer {transfer_id} was corrected already, by {corrected.id}",
+        )
 
 
 def _replayed_adjustment(

@@ -110,6 +110,7 @@ def adjust(
             reason=body.reason,
             actor=actor(who),
             idempotency_key=f"adjust:{key}",
+            corrects=body.corrects,
         )
 
     return AdjustmentRead(transfer_id=rt.write(go), member_id=member_id, points=body.points)
