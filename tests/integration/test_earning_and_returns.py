@@ -35,7 +35,12 @@ from treu.members.model import IdentifierKind
 from treu.members.service import enrol_member, set_blocked, update_profile
 from treu.outbox.service import list_events
 from treu.programmes.service import Tenant, apply_programme
-from treu.rewards.service import cancel_voucher, redeem_reward
+from treu.rewards.service import (
+    cancel_voucher,
+    list_vouchers,
+    redeem_reward,
+    validate_voucher,
+)
 from treu.storage.uow import UnitOfWork
 
 NewUow = Callable[[], UnitOfWork]
@@ -808,3 +813,71 @@ def test_a_correction_names_what_it_corrects_and_happens_once(
     assert code_of(lambda: adjust(tia, 10, "fix-3", corrects=wrong)) is ErrorCode.NOT_FOUND
     assert shop.balances(sam).available == 50
     shop.verify()
+
+
+def test_limits_and_windows_hold_at_redemption_and_vouchers_run_their_life(
+    new_uow: NewUow, clock: FixedClock, tenant: Tenant
+) -> None:
+    catalogue = [
+        {
+            "key": "coffee",
+            "name": "Kaffee",
+            "kind": "custom",
+            "cost": 10,
+            "per_member_limit": 2,
+            "voucher_valid_days": 7,
+        },
+        {
+            "key": "summer",
+            "name": "Eis",
+            "kind": "custom",
+            "cost": 10,
+            "available_from": "2026-06-01T00:00:00+02:00",
+        },
+    ]
+    shop = Shop(new_uow, clock, tenant, rewards=catalogue)
+    clock.set(datetime(2026, 3, 2, 9, tzinfo=UTC))
+    wim = shop.enrol("wim@example.org")
+    shop.buy(wim, "o-1", "100.00")
+
+    def redeem(reward: str, key: str) -> Any:
+        with new_uow() as uow:
+            return redeem_reward(
+                uow, tenant_id=tenant.id, member_id=wim, reward_key=reward, idempotency_key=key
+            )
+
+    first = redeem("coffee", "c-1").voucher
+    redeem("coffee", "c-2")
+    # a third coffee is over the per-member limit, the ice cream is not on offer before June
+    assert code_of(lambda: redeem("coffee", "c-3")) is ErrorCode.REDEMPTION_LIMIT_REACHED
+    assert code_of(lambda: redeem("summer", "s-1")) is ErrorCode.REWARD_UNAVAILABLE
+    assert shop.balances(wim).available == 80
+    # a voucher validates until its last day is over, then the nightly run marks it expired
+    with new_uow() as uow:
+        assert validate_voucher(uow, tenant_id=tenant.id, code=first.code).status.value == "issued"
+    clock.set(datetime(2026, 3, 9, 23, 30, tzinfo=UTC))  # 10 March in Berlin
+    with new_uow() as uow:
+        assert code_of(lambda: validate_voucher(uow, tenant_id=tenant.id, code=first.code)) is (
+            ErrorCode.VOUCHER_EXPIRED
+        )
+    run_nightly(new_uow, day=datetime(2026, 3, 10).date(), programme_id=shop.programme_id)
+    with new_uow() as uow:
+        statuses = {v.status.value for v in list_vouchers(uow, tenant_id=tenant.id, member_id=wim)}
+    assert statuses == {"expired"}
+    shop.verify()
+
+
+def test_members_hear_once_before_their_points_expire(
+    new_uow: NewUow, clock: FixedClock, tenant: Tenant
+) -> None:
+    shop = Shop(new_uow, clock, tenant, expiry={"type": "after", "days": 30, "reminder_days": 7})
+    clock.set(datetime(2026, 3, 2, 9, tzinfo=UTC))
+    xia = shop.enrol("xia@example.org")
+    shop.buy(xia, "o-1", "25.00")
+    # points earned on 2 March are good to the end of 1 April; a week before, one reminder
+    for day in (24, 25, 26):
+        clock.set(datetime(2026, 3, day, 1, tzinfo=UTC))
+        run_nightly(new_uow, day=datetime(2026, 3, day).date(), programme_id=shop.programme_id)
+    with new_uow() as uow:
+        reminders = list_events(uow, tenant_id=tenant.id, type="points.expiring")
+    assert [(e["payload"]["member_id"], e["payload"]["points"]) for e in reminders] == [(xia, 25)]

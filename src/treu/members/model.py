@@ -117,6 +117,16 @@ class Member:
     consents: dict[str, bool] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ConsentRecord:
+    """One consent decision, as given: kept forever (proof of opt-in, GDPR art. 7(1))."""
+
+    channel: str
+    granted: bool
+    source: str
+    recorded_at: datetime
+
+
 def birthday_on(birthday: date, year: int) -> date:
     """Members born on 29 February celebrate on 28 February in common years."""
     try:

@@ -19,6 +19,7 @@ from treu.ledger.model import MemberAccount, Unit, member_account_id
 from treu.ledger.tables import accounts
 from treu.members.model import (
     Channel,
+    ConsentRecord,
     IdentifierKind,
     Member,
     MemberStatus,
@@ -311,6 +312,17 @@ def record_consent(
         Event(tenant_id, "member.updated", {"member_id": member_id, "fields": ["consents"]})
     )
     uow.commit()
+
+
+def consent_history(uow: UnitOfWork, *, tenant_id: str, member_id: str) -> list[ConsentRecord]:
+    """Every consent decision of the member, oldest first: channel, yes/no, where, when."""
+    get_member(uow, member_id, tenant_id=tenant_id)
+    rows = uow.conn.execute(
+        select(consents.c.channel, consents.c.granted, consents.c.source, consents.c.recorded_at)
+        .where(consents.c.member_id == member_id)
+        .order_by(consents.c.id)
+    )
+    return [ConsentRecord(r.channel, bool(r.granted), r.source, r.recorded_at) for r in rows]
 
 
 def set_blocked(uow: UnitOfWork, *, tenant_id: str, member_id: str, blocked: bool) -> Member:

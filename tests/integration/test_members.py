@@ -1,0 +1,120 @@
+"""Members: every identifier finds the member, consents are kept as given, on both databases."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+
+from treu.clock import FixedClock
+from treu.errors import ErrorCode, TreuError
+from treu.members.model import Channel, IdentifierKind
+from treu.members.service import (
+    consent_history,
+    enrol_member,
+    find_member,
+    get_member,
+    record_consent,
+)
+from treu.programmes.service import Tenant, apply_programme
+from treu.storage.uow import UnitOfWork
+
+NewUow = Callable[[], UnitOfWork]
+
+DOCUMENT = {
+    "key": "laden",
+    "name": "Laden",
+    "currency": "EUR",
+    "timezone": "Europe/Berlin",
+    "country": "DE",
+}
+
+
+@pytest.fixture
+def programme_id(new_uow: NewUow, tenant: Tenant) -> str:
+    with new_uow() as uow:
+        return apply_programme(uow, tenant_id=tenant.id, document=DOCUMENT).programme_id
+
+
+def test_a_member_is_found_by_any_of_their_identifiers_however_typed(
+    new_uow: NewUow, programme_id: str
+) -> None:
+    with new_uow() as uow:
+        una = enrol_member(
+            uow,
+            programme_id=programme_id,
+            identifiers_={
+                IdentifierKind.EMAIL: "Una.Berg@Example.ORG",
+                IdentifierKind.PHONE: "030 1234567",
+                IdentifierKind.CARD: "4711-0815",
+                IdentifierKind.EXTERNAL: "shopify-9001",
+                IdentifierKind.PAYMENT: "tok_visa_4242",
+            },
+        )
+    # the phone is stored in E.164, the payment token only as a keyed hash
+    assert una.identifiers["phone"] == "+49301234567"
+    assert "tok_visa_4242" not in una.identifiers["payment"]
+    for reference in [
+        "email:una.berg@example.org",
+        "phone:+49 30 1234567",
+        "phone:030/1234567",
+        "card:4711-0815",
+        "external:shopify-9001",
+        "payment:tok_visa_4242",
+        una.id,
+    ]:
+        with new_uow() as uow:
+            assert find_member(uow, programme_id=programme_id, reference=reference).id == una.id
+    with new_uow() as uow, pytest.raises(TreuError) as missing:
+        find_member(uow, programme_id=programme_id, reference="payment:tok_other")
+    assert missing.value.code is ErrorCode.MEMBER_NOT_FOUND
+
+
+def test_an_identifier_belongs_to_one_member_of_a_programme(
+    new_uow: NewUow, programme_id: str
+) -> None:
+    with new_uow() as uow:
+        enrol_member(
+            uow, programme_id=programme_id, identifiers_={IdentifierKind.PHONE: "+4930111222"}
+        )
+    with new_uow() as uow, pytest.raises(TreuError) as taken:
+        enrol_member(
+            uow, programme_id=programme_id, identifiers_={IdentifierKind.PHONE: "030 111222"}
+        )
+    assert taken.value.code is ErrorCode.DUPLICATE_IDENTIFIER
+
+
+def test_consents_are_kept_per_channel_with_source_and_time(
+    new_uow: NewUow, clock: FixedClock, tenant: Tenant, programme_id: str
+) -> None:
+    signed_up = clock.now()
+    with new_uow() as uow:
+        vic = enrol_member(
+            uow,
+            programme_id=programme_id,
+            identifiers_={IdentifierKind.EMAIL: "vic@example.org"},
+            consents_={Channel.EMAIL: True, Channel.SMS: False},
+            source="signup-form",
+        )
+    clock.advance(timedelta(days=30))
+    with new_uow() as uow:
+        record_consent(
+            uow,
+            tenant_id=tenant.id,
+            member_id=vic.id,
+            channel=Channel.EMAIL,
+            granted=False,
+            source="unsubscribe-link",
+        )
+    with new_uow() as uow:
+        assert get_member(uow, vic.id, tenant_id=tenant.id).consents == {
+            "email": False,
+            "sms": False,
+        }
+        history = consent_history(uow, tenant_id=tenant.id, member_id=vic.id)
+    assert [(r.channel, r.granted, r.source, r.recorded_at) for r in history] == [
+        ("email", True, "signup-form", signed_up),
+        ("sms", False, "signup-form", signed_up),
+        ("email", False, "unsubscribe-link", signed_up + timedelta(days=30)),
+    ]
