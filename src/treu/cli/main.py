@@ -45,7 +45,6 @@ from treu.rewards.service import consume_voucher, list_rewards, redeem_reward
 from treu.storage.engine import make_engine
 from treu.storage.migrate import current, upgrade
 from treu.storage.uow import UnitOfWork
-from treu.webhooks.dispatcher import PassResult, dispatch, run_worker
 
 app = typer.Typer(help="Treu — the open-source loyalty platform.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -56,7 +55,6 @@ rewards_app = typer.Typer(help="Rewards and vouchers.", no_args_is_help=True)
 ledger_app = typer.Typer(help="The points ledger.", no_args_is_help=True)
 jobs_app = typer.Typer(help="The nightly run.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys of a tenant.", no_args_is_help=True)
-webhooks_app = typer.Typer(help="Webhook delivery.", no_args_is_help=True)
 for sub, name in (
     (db_app, "db"),
     (programme_app, "programme"),
@@ -66,7 +64,6 @@ for sub, name in (
     (ledger_app, "ledger"),
     (jobs_app, "jobs"),
     (keys_app, "keys"),
-    (webhooks_app, "webhooks"),
 ):
     app.add_typer(sub, name=name)
 
@@ -558,44 +555,6 @@ def keys_rotate(
         print(created.token)
 
     run(go)
-
-
-@webhooks_app.command("dispatch")
-def webhooks_dispatch(
-    tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
-) -> None:
-    """One pass: turn new events into deliveries and send those that are due."""
-
-    def go(ctx: Ctx) -> None:
-        with ctx.uow() as uow:
-            tenant_id = get_tenant(uow, tenant).id if tenant else None
-        _print_pass(dispatch(ctx.uow, tenant_id=tenant_id), quiet=False)
-
-    run(go)
-
-
-@app.command("worker")
-def worker(
-    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between passes.")] = 5.0,
-) -> None:
-    """Deliver webhooks until interrupted: a dispatch pass, a pause, again."""
-
-    def go(ctx: Ctx) -> None:
-        try:
-            run_worker(ctx.uow, interval=interval, on_pass=_print_pass)
-        except KeyboardInterrupt:
-            console.print("stopped")
-
-    run(go)
-
-
-def _print_pass(result: PassResult, *, quiet: bool = True) -> None:
-    if result.events or result.sent or not quiet:
-        console.print(
-            f"{result.events} events, {result.created} deliveries created, {result.sent} sent "
-            f"({result.succeeded} succeeded, {result.failed} given up)",
-            highlight=False,
-        )
 
 
 @app.command("serve")
