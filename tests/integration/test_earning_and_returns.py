@@ -881,3 +881,23 @@ def test_members_hear_once_before_their_points_expire(
     with new_uow() as uow:
         reminders = list_events(uow, tenant_id=tenant.id, type="points.expiring")
     assert [(e["payload"]["member_id"], e["payload"]["points"]) for e in reminders] == [(xia, 25)]
+
+
+def test_checkout_holds_announce_who_spent_or_got_back_how_many_points(
+    new_uow: NewUow, clock: FixedClock, tenant: Tenant
+) -> None:
+    shop = Shop(new_uow, clock, tenant)
+    yan = shop.enrol("yan@example.org")
+    shop.buy(yan, "o-1", "50.00")
+    shop.spend(yan, 20, key="checkout-1")  # hold and capture
+    with new_uow() as uow:
+        hold_id = hold_points(
+            uow, tenant_id=tenant.id, member_id=yan, points=5, idempotency_key="checkout-2"
+        )
+    with new_uow() as uow:
+        void_hold(uow, tenant_id=tenant.id, hold_id=hold_id)
+    with new_uow() as uow:
+        redeemed = list_events(uow, tenant_id=tenant.id, type="points.redeemed")
+        released = list_events(uow, tenant_id=tenant.id, type="points.released")
+    assert [(e["payload"]["member_id"], e["payload"]["points"]) for e in redeemed] == [(yan, 20)]
+    assert [(e["payload"]["member_id"], e["payload"]["points"]) for e in released] == [(yan, 5)]

@@ -21,7 +21,7 @@ from treu.ledger.model import (
     expires_on,
 )
 from treu.ledger.tables import holds, lots, transfers
-from treu.members.service import get_member
+from treu.members.service import get_member, touch_member
 from treu.programmes.model import Programme
 from treu.programmes.service import load_programme
 from treu.storage.locks import lock_members
@@ -354,27 +354,42 @@ def _replayed_after_race(
 
 
 def capture_hold(uow: UnitOfWork, *, tenant_id: str, hold_id: str) -> None:
-    """Second phase: the held points are spent."""
-    programme = _hold_programme(uow, tenant_id, hold_id)
-    postings.capture(uow, programme, hold_id=hold_id, at=uow.now())
-    uow.publish(Event(tenant_id, "points.redeemed", {"hold_id": hold_id}))
+    """Second phase: the held points are spent (``points.redeemed``, like a reward)."""
+    programme, member_id, points = _hold_programme(uow, tenant_id, hold_id)
+    now = uow.now()
+    postings.capture(uow, programme, hold_id=hold_id, at=now)
+    touch_member(uow, member_id, now, purchase=False)
+    uow.publish(
+        Event(
+            tenant_id,
+            "points.redeemed",
+            {"member_id": member_id, "points": points, "hold_id": hold_id},
+        )
+    )
     uow.commit()
 
 
 def void_hold(uow: UnitOfWork, *, tenant_id: str, hold_id: str) -> None:
     """Second phase, the other way: the held points go back to the lots they came from."""
-    programme = _hold_programme(uow, tenant_id, hold_id)
+    programme, member_id, points = _hold_programme(uow, tenant_id, hold_id)
     postings.void(uow, programme, hold_id=hold_id, at=uow.now())
+    uow.publish(
+        Event(
+            tenant_id,
+            "points.released",
+            {"member_id": member_id, "points": points, "hold_id": hold_id},
+        )
+    )
     uow.commit()
 
 
-def _hold_programme(uow: UnitOfWork, tenant_id: str, hold_id: str) -> Programme:
+def _hold_programme(uow: UnitOfWork, tenant_id: str, hold_id: str) -> tuple[Programme, str, int]:
     row = uow.conn.execute(
-        select(holds.c.member_id, holds.c.programme_id).where(
+        select(holds.c.member_id, holds.c.programme_id, holds.c.amount).where(
             holds.c.id == hold_id, holds.c.tenant_id == tenant_id
         )
     ).first()
     if row is None:
         raise NotFound(ErrorCode.HOLD_NOT_FOUND, f"no hold {hold_id}")
     lock_members(uow, row.member_id)
-    return load_programme(uow, row.programme_id)
+    return load_programme(uow, row.programme_id), row.member_id, int(row.amount)

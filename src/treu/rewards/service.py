@@ -191,12 +191,21 @@ def redeem_reward(
             },
         )
     )
+    voucher = _voucher_by(uow, tenant_id, id=voucher_id)
     uow.publish(
-        Event(tenant_id, "voucher.issued", {"member_id": member_id, "voucher_id": voucher_id})
+        Event(
+            tenant_id,
+            "voucher.issued",
+            {
+                "member_id": member_id,
+                "voucher_id": voucher_id,
+                "code": voucher.code,  # the shop shows it to the member
+                "reward": reward.key,
+                "expires_at": voucher.expires_at.isoformat() if voucher.expires_at else None,
+            },
+        )
     )
-    result = RedemptionResult(
-        redemption_id, reward.cost, _voucher_by(uow, tenant_id, id=voucher_id)
-    )
+    result = RedemptionResult(redemption_id, reward.cost, voucher)
     uow.commit()
     return result
 
