@@ -65,6 +65,7 @@ class TransferKind(StrEnum):
     EXPIRE = "expire"  # available -> breakage
     ADJUST = "adjust"  # adjustment <-> available
     DONATE = "donate"  # available -> donation
+    MERGE = "merge"  # one member's available | pending | debt -> another's (members merged)
 
 
 class LotStatus(StrEnum):

@@ -507,6 +507,83 @@ def void(uow: UnitOfWork, programme: Programme, *, hold_id: str, at: datetime) -
     )
 
 
+# --- merging members ---------------------------------------------------------------------
+
+
+def move_lot(
+    uow: UnitOfWork, programme: Programme, *, lot_id: str, to_member: str, key: str, at: datetime
+) -> int:
+    """Move what is left of a lot to another member (members merged): a ``merge`` transfer from
+    the owner's available (or pending) account to the other's, and a new lot there with the same
+    activation, expiry and activity, so returns and expiry treat the points as before.
+    Returns the points moved."""
+    lot = uow.conn.execute(select(lots).where(lots.c.id == lot_id)).one()
+    if lot.remaining == 0 or lot.status == LotStatus.CLOSED.value:
+        return 0
+    kind = (
+        MemberAccount.PENDING if lot.status == LotStatus.PENDING.value else MemberAccount.AVAILABLE
+    )
+    amount = int(lot.remaining)
+    transfer_id = post(
+        uow,
+        programme,
+        kind=TransferKind.MERGE,
+        debit=member_acc(lot.member_id, kind),
+        credit=member_acc(to_member, kind),
+        amount=amount,
+        key=key,
+        member_id=to_member,
+        at=at,
+        activity_id=lot.activity_id,
+    )
+    _draw(uow, programme, transfer_id, [(lot_id, amount)])
+    uow.conn.execute(
+        _INSERT_LOT,
+        {
+            "id": new_id("lot"),
+            "tenant_id": programme.tenant_id,
+            "programme_id": programme.id,
+            "member_id": to_member,
+            "unit": "points",
+            "transfer_id": transfer_id,
+            "activity_id": lot.activity_id,
+            "amount": amount,
+            "remaining": amount,
+            "status": lot.status,
+            "activates_at": lot.activates_at,
+            "expires_at": lot.expires_at,
+            "created_at": lot.created_at,
+        },
+    )
+    return amount
+
+
+def move_debt(
+    uow: UnitOfWork,
+    programme: Programme,
+    *,
+    from_member: str,
+    to_member: str,
+    key: str,
+    at: datetime,
+) -> int:
+    """Move a negative balance to another member (members merged). Returns the points owed."""
+    owed = -balance(uow, from_member, MemberAccount.DEBT)
+    if owed:
+        post(
+            uow,
+            programme,
+            kind=TransferKind.MERGE,
+            debit=member_acc(to_member, MemberAccount.DEBT),
+            credit=member_acc(from_member, MemberAccount.DEBT),
+            amount=owed,
+            key=key,
+            member_id=to_member,
+            at=at,
+        )
+    return owed
+
+
 # --- reversal and expiry -----------------------------------------------------------------
 
 
