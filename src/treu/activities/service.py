@@ -160,19 +160,17 @@ def _record_purchase(
 
     ``facts``: the member's (status, first purchase pending, attributes) if just read under the
     lock, None to read them here. Returns the earlier result (``replayed``) for a purchase already
-    recorded, even if the member was blocked since: a retry is not a new purchase. Returns None
-    if a concurrent transaction committed the same purchase after the replay check (nothing
-    written).
+    recorded (earlier, or a moment ago by a concurrent request), even if the member was blocked
+    since: a retry is not a new purchase. None only if the purchase it conflicted with cannot be
+    read (nothing written).
     """
-    replay = _replay(uow, programme.id, "purchase", purchase.external_id)
-    if replay:
-        return replay
     basket = build_basket(purchase, programme.currency, programme.document.earning_base)
     store_id = _store_id(uow, programme.id, purchase.store)
-    first, attributes = False, None
+    status, first, attributes = None, False, None
     if member_id is not None:
         status, first, attributes = facts or _member_facts(uow, member_id)
-        _require_active(member_id, status)
+    # The insert is the replay check (ON CONFLICT DO NOTHING on the external id): no row means
+    # the purchase exists already, recorded earlier or a moment ago by a concurrent request.
     activity_id = _insert_activity(
         uow,
         programme,
@@ -188,7 +186,9 @@ def _record_purchase(
         member_attributes=attributes,
     )
     if activity_id is None:
-        return None
+        return _replay(uow, programme.id, "purchase", purchase.external_id)
+    if member_id is not None and status is not None:
+        _require_active(member_id, status)  # raising rolls the insert back
     result = ActivityResult(activity_id, "purchase", purchase.external_id, member_id, 0)
     if member_id is not None:
         ctx = _context(
