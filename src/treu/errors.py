@@ -32,12 +32,15 @@ class ErrorCode(StrEnum):
     VOUCHER_NOT_FOUND = "voucher_not_found"
     HOLD_NOT_FOUND = "hold_not_found"
     API_KEY_NOT_FOUND = "api_key_not_found"
+    WEBHOOK_ENDPOINT_NOT_FOUND = "webhook_endpoint_not_found"
+    WEBHOOK_DELIVERY_NOT_FOUND = "webhook_delivery_not_found"
     # InvalidInput
     VALIDATION_ERROR = "validation_error"
     INVALID_PROGRAMME = "invalid_programme"
     INVALID_AMOUNT = "invalid_amount"
     INVALID_IDENTIFIER = "invalid_identifier"
     CURRENCY_MISMATCH = "currency_mismatch"
+    INVALID_TOKEN = "invalid_token"  # noqa: S105 - a scanned member QR token: bad or expired
     # Conflict
     DUPLICATE_IDENTIFIER = "duplicate_identifier"
     IDEMPOTENCY_KEY_REUSE = "idempotency_key_reuse"
@@ -48,6 +51,7 @@ class ErrorCode(StrEnum):
     HOLD_NOT_OPEN = "hold_not_open"
     IDEMPOTENCY_KEY_IN_USE = "idempotency_key_in_use"
     API_KEY_REVOKED = "api_key_revoked"
+    DUPLICATE_STAFF_USER = "duplicate_staff_user"
     # Rejected
     INSUFFICIENT_POINTS = "insufficient_points"
     OUT_OF_STOCK = "out_of_stock"
@@ -62,8 +66,10 @@ class ErrorCode(StrEnum):
     # Unauthenticated / Forbidden
     UNAUTHENTICATED = "unauthenticated"
     FORBIDDEN = "forbidden"
+    INVALID_CODE = "invalid_code"  # a member login code: wrong, expired, used up or none
     # HTTP only (no exception class: the API answers them itself)
     METHOD_NOT_ALLOWED = "method_not_allowed"
+    RATE_LIMITED = "rate_limited"
     NOT_READY = "not_ready"
     INTERNAL_ERROR = "internal_error"
 

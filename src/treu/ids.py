@@ -28,6 +28,10 @@ PREFIXES = {
     "event": "evt",
     "job_run": "job",
     "api_key": "key",
+    "webhook_endpoint": "whe",
+    "webhook_delivery": "whd",
+    "webhook_attempt": "wha",
+    "staff_user": "stf",
 }
 
 

@@ -3,8 +3,12 @@
 For each ``/v1`` route the permission it needs is read from the route itself
 (``treu.api.deps.permission_of``), and the expected answer follows from the scope policy
 (``treu.auth.model.SCOPE_PERMISSIONS``): no credentials → 401; a scope without the permission →
-403; a scope with it → anything but 401/403/404/5xx. Another tenant's admin, sent to this tenant's
-objects, gets 404 — never 403 — and no response to it ever contains this tenant's data.
+403; a scope with it → anything but 401/403/404/5xx. Staff sessions follow their role
+(``ROLE_PERMISSIONS``), member tokens ``MEMBER_PERMISSIONS``: the member principal is another
+member than the one whose ids the routes are called with, and no response to it ever contains that
+member's data. Another tenant's admin, sent to this tenant's objects, gets 404 — never 403 — and
+no response to it ever contains this tenant's data. The log-in routes are public: the same answer
+for everyone.
 """
 
 from __future__ import annotations
@@ -20,19 +24,54 @@ from api_support import Tenant, document, make_tenant, new_key
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from login_support import bearer, member_token, staff_token
 from sqlalchemy import Engine
 
 from treu.api.app import route_table
-from treu.api.deps import permission_of
-from treu.auth.model import Scope, allows
+from treu.api.deps import is_public, permission_of
+from treu.auth.model import (
+    MEMBER_PERMISSIONS,
+    ROLE_PERMISSIONS,
+    Permission,
+    Scope,
+    StaffRole,
+    allows,
+)
+from treu.storage.uow import UnitOfWork
+from treu.webhooks.service import fan_out
 
-PRINCIPALS = ["admin", "integration", "pos", "read", "other_admin", "nobody"]
+PRINCIPALS = [
+    "admin",
+    "integration",
+    "pos",
+    "read",
+    "other_admin",
+    "nobody",
+    "member",
+    "owner",
+    "manager",
+    "cashier",
+]
+# the public log-in routes, called with someone unknown: the same answer for every caller
+PUBLIC_ANSWERS = {
+    "/v1/member-auth/code": 202,
+    "/v1/member-auth/token": 401,
+    "/v1/staff/login": 401,
+}
 OWN_OK = {200, 201, 409, 422}
 QUERIES = {
     "/v1/programmes/{programme}/members/lookup": {"identifier": "email:secret-mia@example.org"}
 }
 # path parameters that name an object of the tenant (as opposed to none: lists, creations)
-OBJECT_PARAMS = {"programme", "member_id", "code", "activity_id", "key_id"}
+OBJECT_PARAMS = {
+    "programme",
+    "member_id",
+    "code",
+    "activity_id",
+    "key_id",
+    "endpoint_id",
+    "delivery_id",
+}
 
 
 @dataclass
@@ -41,6 +80,8 @@ class World:
     b: Tenant
     objects: dict[str, str]  # path parameter -> an object of tenant a
     secrets: list[str]  # strings that must never reach tenant b
+    member_secrets: list[str]  # Mia's: they must never reach another member
+    tokens: dict[str, str]  # staff sessions and another member's token, of tenant a
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +92,11 @@ def world(engine: Engine, client: TestClient) -> World:
     voucher = a.post(f"/v1/members/{member['id']}/redemptions", {"reward": "kaffee"}).json()
     guest = a.buy(None, "4.00").json()
     throwaway = new_key(engine, a.id, Scope.READ)
+    endpoint = a.post("/v1/webhook-endpoints", {"url": "http://127.0.0.1:9/treu"}).json()
+    a.enrol("webhook-trigger@example.org")  # an event for the endpoint: one delivery
+    with UnitOfWork(engine) as uow:
+        fan_out(uow, tenant_id=a.id)
+    delivery = a.get(f"/v1/webhook-endpoints/{endpoint['id']}/deliveries").json()["data"][0]
     objects = {
         "programme": a.programme,
         "member_id": member["id"],
@@ -59,10 +105,45 @@ def world(engine: Engine, client: TestClient) -> World:
         "key_id": "key_" + throwaway.removeprefix("treu_sk_")[:26],
         "purchase": bought["external_id"],
         "guest_purchase": guest["external_id"],
+        "endpoint_id": endpoint["id"],
+        "delivery_id": delivery["id"],
     }
     programme_id = a.get(f"/v1/programmes/{a.programme}").json()["id"]
-    secrets = [*objects.values(), programme_id, "secret-mia", "Mia Geheim", a.id]
-    return World(a, b, objects, secrets)
+    secrets = [
+        *objects.values(),
+        programme_id,
+        "secret-mia",
+        "Mia Geheim",
+        a.id,
+        endpoint["secret"],
+    ]
+    member_secrets = [
+        member["id"],
+        "secret-mia",
+        "Mia Geheim",
+        voucher["voucher"]["code"],
+        bought["id"],
+        bought["external_id"],
+    ]
+    max_ = a.enrol("max-matrix@example.org", name="Max")
+    a.buy(max_["id"], "12.00")
+    tokens = {
+        "member": member_token(engine, a, max_, "max-matrix@example.org"),
+        **{
+            role.value: staff_token(engine, a, role, f"{role}-matrix@example.org")
+            for role in StaffRole
+        },
+    }
+    objects["programme_id"] = programme_id
+    return World(a, b, objects, secrets, member_secrets, tokens)
+
+
+def grants(who: str, permission: Permission) -> bool:
+    if who == "member":
+        return permission in MEMBER_PERMISSIONS
+    if who in StaffRole.__members__.values():
+        return permission in ROLE_PERMISSIONS[StaffRole(who)]
+    return who in Scope.__members__.values() and allows(Scope(who), permission)
 
 
 def body_for(method: str, path: str, world: World) -> Any:
@@ -102,6 +183,23 @@ def body_for(method: str, path: str, world: World) -> Any:
         ("POST", "/v1/jobs/nightly"): {"date": "2026-02-01"},
         ("POST", "/v1/api-keys"): {"name": "matrix", "scope": "read"},
         ("POST", "/v1/api-keys/{key_id}/rotate"): {"grace_seconds": 60},
+        ("POST", "/v1/webhook-endpoints"): {"url": f"http://127.0.0.1:9/{unique}"},
+        ("PATCH", "/v1/webhook-endpoints/{endpoint_id}"): {"description": unique},
+        ("POST", "/v1/pos/scan"): {"token": "email:secret-mia@example.org"},
+        ("POST", "/v1/member-auth/code"): {
+            "programme": world.objects["programme_id"],
+            "identifier": f"{unique}@example.org",
+        },
+        ("POST", "/v1/member-auth/token"): {
+            "programme": world.objects["programme_id"],
+            "identifier": f"{unique}@example.org",
+            "code": "123456",
+        },
+        ("POST", "/v1/staff/login"): {
+            "tenant": "no-such-tenant",
+            "email": f"{unique}@example.org",
+            "password": "not the password",
+        },
     }
     no_body = {
         "/v1/members/{member_id}/block",
@@ -110,6 +208,8 @@ def body_for(method: str, path: str, world: World) -> Any:
         "/v1/vouchers/{code}/consume",
         "/v1/ledger/verify",
         "/v1/api-keys/{key_id}/revoke",
+        "/v1/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/redeliver",
+        "/v1/me/qr-token",
     }
     if method in ("GET", "DELETE") or path in no_body:
         return None
@@ -130,8 +230,12 @@ def v1_routes(app: FastAPI) -> list[tuple[str, APIRoute]]:
 
 
 def test_every_v1_route_declares_a_permission(app: FastAPI) -> None:
-    missing = [f"{m} {r.path}" for m, r in v1_routes(app) if permission_of(r) is None]
+    missing = [
+        f"{m} {r.path}" for m, r in v1_routes(app) if permission_of(r) is None and not is_public(r)
+    ]
     assert missing == []
+    public = {r.path for _m, r in v1_routes(app) if is_public(r)}
+    assert public == set(PUBLIC_ANSWERS)
     assert len(v1_routes(app)) >= 30
 
 
@@ -140,7 +244,6 @@ def test_authorisation_matrix(app: FastAPI, world: World, who: str) -> None:
     failures = []
     for method, route in v1_routes(app):
         permission = permission_of(route)
-        assert permission is not None
         params = set(re.findall(r"{(\w+)}", route.path))
         url = route.path.format(**{p: world.objects[p] for p in params})
         body = body_for(method, route.path, world)
@@ -148,26 +251,39 @@ def test_authorisation_matrix(app: FastAPI, world: World, who: str) -> None:
             headers: dict[str, str] = {}
         elif who == "other_admin":
             headers = world.b.headers("admin")
+        elif who in world.tokens:
+            headers = bearer(world.tokens[who])
         else:
             headers = world.a.headers(who)
-        if route.path == "/v1/api-keys/{key_id}/revoke" and who == "admin":
+        allowed = permission is not None and grants(who, permission)
+        if route.path == "/v1/api-keys/{key_id}/revoke" and allowed:
             continue  # would revoke the key the rotate case uses; covered in test_auth
+        if method == "DELETE" and allowed:
+            continue  # would delete the endpoint later cases use (see test_webhook_endpoints)
         query = QUERIES.get(route.path, {})
         response = world.a.client.request(method, url, json=body, headers=headers, params=query)
         status = response.status_code
-        if who == "nobody":
-            expected: set[int] = {401}
+        sent = url + json.dumps(body) + json.dumps(query)
+        if permission is None:
+            expected: set[int] = {PUBLIC_ANSWERS[route.path]}
+        elif who == "nobody":
+            expected = {401}
         elif who == "other_admin":
             expected = {404} if params & OBJECT_PARAMS else OWN_OK
+            if not grants("admin", permission):
+                expected = {403}
             # an id the caller sent may be echoed ("no member mbr_…"); nothing else may be
-            sent = url + json.dumps(body) + json.dumps(query)
             leaked = [s for s in world.secrets if s in response.text and s not in sent]
             if leaked:
                 failures.append(f"{method} {route.path}: leaked {leaked}")
-        elif allows(Scope(who), permission):
+        elif allowed:
             expected = OWN_OK
         else:
             expected = {403}
+        if who == "member":  # another member's data, even echoed ids, never comes back
+            leaked = [s for s in world.member_secrets if s in response.text and s not in sent]
+            if leaked or (status < 400 and world.objects["member_id"] in response.text):
+                failures.append(f"{method} {route.path}: member saw {leaked}")
         if status not in expected:
             failures.append(f"{method} {route.path}: {status} not in {sorted(expected)}")
         assert response.headers["content-type"].startswith(

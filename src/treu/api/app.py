@@ -7,23 +7,36 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from alembic.script import ScriptDirectory
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from sqlalchemy import Engine, text
 
 from treu import __version__
-from treu.api.deps import Rt, Runtime
+from treu.api.deps import Rt, Runtime, no_nul_characters
 from treu.api.idempotency import IdempotencyMiddleware
 from treu.api.problems import PROBLEM_RESPONSES, install, problem
-from treu.api.routers import activities, admin, members, programmes, rewards
+from treu.api.ratelimit import RateLimiter
+from treu.api.routers import (
+    activities,
+    admin,
+    me,
+    members,
+    pos,
+    programmes,
+    rewards,
+    staff,
+    webhooks,
+)
 from treu.clock import Clock, SystemClock
+from treu.config import get_settings
 from treu.errors import ErrorCode
 from treu.storage.engine import make_engine
 from treu.storage.migrate import alembic_config, current
 
 DESCRIPTION = """The Treu loyalty engine over HTTP: members, activities, points, rewards and
-vouchers. Authenticate with `Authorization: Bearer <API key>`; send an `Idempotency-Key` with
+vouchers. Authenticate with `Authorization: Bearer <API key>` (or a staff session or member
+token, see /v1/staff/login and /v1/member-auth); send an `Idempotency-Key` with
 every POST; errors are `application/problem+json` with a stable `code`. Guide: docs/api.md."""
 
 
@@ -36,6 +49,11 @@ ROUTERS = (
     rewards.voucher_router,
     activities.activity_router,
     admin.router,
+    webhooks.router,
+    pos.router,
+    me.auth_router,
+    me.router,
+    staff.router,
 )
 
 
@@ -54,7 +72,8 @@ def route_table() -> list[tuple[str, APIRoute]]:
 def create_app(engine: Engine | None = None, clock: Clock | None = None) -> FastAPI:
     """The API on ``engine`` (default: ``TREU_DATABASE_URL``, disposed on shutdown)."""
     owned = engine is None
-    runtime = Runtime(engine or make_engine(), clock or SystemClock())
+    settings = get_settings()
+    runtime = Runtime(engine or make_engine(), clock or SystemClock(), settings.token_secret)
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
     @asynccontextmanager
@@ -71,8 +90,10 @@ def create_app(engine: Engine | None = None, clock: Clock | None = None) -> Fast
         docs_url="/docs",
         redoc_url="/redoc",
         lifespan=lifespan,
+        dependencies=[Depends(no_nul_characters)],
     )
     app.state.runtime = runtime
+    app.state.rate_limiter = RateLimiter.from_settings(settings)
     install(app)
     app.add_middleware(IdempotencyMiddleware)
     for router in ROUTERS:

@@ -6,9 +6,13 @@ authorisation test matrix reads it back from the route table with :func:`permiss
 
 from __future__ import annotations
 
+import re
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
+from urllib.parse import unquote_plus
 
 from fastapi import Depends, Request
 from fastapi.params import Depends as DependsParam
@@ -17,9 +21,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
 from treu.auth.model import Permission, Principal
-from treu.auth.service import authenticate
+from treu.auth.service import authenticate_bearer
 from treu.clock import Clock
-from treu.errors import ErrorCode, Forbidden, NotFound, Unauthenticated
+from treu.errors import ErrorCode, Forbidden, InvalidInput, NotFound, Unauthenticated
 from treu.members.model import Member
 from treu.members.service import get_member
 from treu.programmes.service import find_programme_id
@@ -32,6 +36,16 @@ T = TypeVar("T")
 class Runtime:
     engine: Engine
     clock: Clock
+    # TREU_TOKEN_SECRET: mixed into the keys of member tokens, staff sessions and QR tokens
+    secret: str = field(default="", repr=False)
+    # SQLite has one writer at a time. Request threads of one process queue here and are
+    # handed the turn at once; left to SQLite's busy handler they poll with sleeps of up to
+    # 100 ms, which put p99 at seconds with 50 concurrent tills (bench/api.py).
+    _writer: AbstractContextManager[Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        sqlite = self.engine.dialect.name == "sqlite"
+        object.__setattr__(self, "_writer", threading.RLock() if sqlite else nullcontext())
 
     def uow(self, *, readonly: bool = False) -> UnitOfWork:
         return UnitOfWork(self.engine, self.clock, readonly=readonly)
@@ -40,7 +54,7 @@ class Runtime:
         """One use case in one transaction, run again whole on a retryable database error."""
 
         def attempt() -> T:
-            with self.uow() as uow:
+            with self._writer, self.uow() as uow:
                 return fn(uow)
 
         return retrying(attempt)
@@ -57,14 +71,15 @@ def runtime(request: Request) -> Runtime:
 
 _bearer = HTTPBearer(
     auto_error=False,
-    description="An API key: `Authorization: Bearer treu_sk_…` (see docs/api.md).",
+    description="An API key (`Authorization: Bearer treu_sk_…`), a staff session or a member "
+    "token (see docs/api.md).",
 )
 
 
 def principal_from_token(rt: Runtime, token: str | None) -> Principal:
     if not token:
         raise Unauthenticated(ErrorCode.UNAUTHENTICATED, "send an API key: Authorization: Bearer …")
-    return rt.read(lambda uow: authenticate(uow, token))
+    return rt.read(lambda uow: authenticate_bearer(uow, token, server_secret=rt.secret))
 
 
 def current_principal(
@@ -89,13 +104,31 @@ class _Needs:
         if not who.allows(self.permission):
             raise Forbidden(
                 ErrorCode.FORBIDDEN,
-                f"a {who.scope} key may not do this (needs {self.permission})",
+                f"{who.label} may not do this (needs {self.permission})",
             )
         return who
 
 
 def needs(permission: Permission) -> Any:
     return Depends(_Needs(permission))
+
+
+class _Public:
+    """Marks a route anyone may call (logging in), in place of a permission."""
+
+    def __call__(self) -> None:
+        return None
+
+
+def public() -> Any:
+    return Depends(_Public())
+
+
+def is_public(route: APIRoute) -> bool:
+    return any(
+        isinstance(d, DependsParam) and isinstance(d.dependency, _Public)
+        for d in route.dependencies
+    )
 
 
 def permission_of(route: APIRoute) -> Permission | None:
@@ -107,6 +140,29 @@ def permission_of(route: APIRoute) -> Permission | None:
 
 Who = Annotated[Principal, Depends(current_principal)]
 Rt = Annotated[Runtime, Depends(runtime)]
+
+
+# --- what no request may contain -----------------------------------------------------------
+
+# "\u0000" in JSON, unless its backslash is itself escaped ("\\u0000" is the text \u0000)
+_ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+async def no_nul_characters(request: Request) -> None:
+    """Refuse U+0000 anywhere in a request (422). PostgreSQL cannot store it in text, so it
+    would fail deep inside a transaction; refused here, it is refused on every database."""
+    query = unquote_plus(request.scope.get("query_string", b"").decode("latin-1"))
+    for where, found in (
+        ("path", "\x00" in request.scope["path"]),
+        ("query", "\x00" in query),
+        ("(body)", _ESCAPED_NUL.search(await request.body()) is not None),
+    ):
+        if found:
+            raise InvalidInput(
+                ErrorCode.VALIDATION_ERROR,
+                f"{where}: the NUL character (U+0000) is not allowed",
+                errors=[{"path": where, "message": "the NUL character (U+0000) is not allowed"}],
+            )
 
 
 # --- what a principal may see --------------------------------------------------------------
@@ -123,10 +179,11 @@ def programme_id_for(uow: UnitOfWork, who: Principal, key: str) -> str:
 
 def member_for(uow: UnitOfWork, who: Principal, member_id: str) -> Member:
     member = get_member(uow, member_id, tenant_id=who.tenant_id)
-    if who.programme_id is not None and member.programme_id != who.programme_id:
+    mine = who.member_id is None or member.id == who.member_id  # a member sees only themself
+    if not mine or (who.programme_id is not None and member.programme_id != who.programme_id):
         raise NotFound(ErrorCode.MEMBER_NOT_FOUND, f"no member {member_id}")
     return member
 
 
 def actor(who: Principal) -> str:
-    return f"api:{who.key_id}"
+    return f"api:{who.key_id}" if who.is_api_key else f"staff:{who.key_id}"

@@ -8,8 +8,10 @@ different request) and the finished response (to store it). Per API key and idem
 - same key, different request: 422 ``idempotency_key_reuse``;
 - same key while the first is still running: 409 ``idempotency_key_in_use`` (retry later).
 
-Server errors (5xx) are not stored: the key is released so that a retry runs the request again.
-A request without valid credentials passes through untouched (the route answers 401).
+Server errors (5xx) and rate-limit refusals (429) are not stored: the key is released so that a
+retry runs the request again.
+A request without valid credentials passes through untouched (the route answers 401), and so
+does one with a staff session or a member token (records are kept per API key).
 """
 
 from __future__ import annotations
@@ -62,6 +64,9 @@ class IdempotencyMiddleware:
             await self.app(scope, receive, send)
             return
         scope.setdefault("state", {})["principal"] = who
+        if not who.is_api_key:  # stored per API key; staff sessions and members: not yet
+            await self.app(scope, receive, send)
+            return
         body, receive = await _buffer(receive)
         fingerprint = _fingerprint(scope, body)
         try:
@@ -101,7 +106,7 @@ class IdempotencyMiddleware:
             raise
         start = next(m for m in messages if m["type"] == "http.response.start")
         status = int(start["status"])
-        if status >= 500:
+        if status >= 500 or status == 429:  # a retry later must run, not replay the refusal
             await run_in_threadpool(release)
         else:
             response = StoredResponse(

@@ -131,6 +131,7 @@ def install(app: FastAPI) -> None:
         code = {
             404: ErrorCode.NOT_FOUND.value,
             405: ErrorCode.METHOD_NOT_ALLOWED.value,
+            429: ErrorCode.RATE_LIMITED.value,
         }.get(exc.status_code, HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_"))
         detail = {404: "no such resource", 405: "method not allowed on this resource"}.get(
             exc.status_code, str(exc.detail)
@@ -141,6 +142,7 @@ def install(app: FastAPI) -> None:
         log.exception("unhandled error", exc_info=exc)
         return problem(500, ErrorCode.INTERNAL_ERROR.value, "internal server error")
 
+    _document_problems_as_problem_json(app)
     app.add_exception_handler(TreuError, on_treu_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
@@ -150,4 +152,33 @@ def install(app: FastAPI) -> None:
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     "4XX": {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": "An error"},
+    500: {
+        "model": Problem,
+        "content": {PROBLEM_JSON: {}},
+        "description": "A bug (`internal_error`; the details are only in the server log)",
+    },
 }
+
+
+def _document_problems_as_problem_json(app: FastAPI) -> None:
+    """Declare the :class:`Problem` schema under ``application/problem+json``, the media type
+    errors are sent with. (FastAPI puts a response ``model`` under the route's own media type,
+    ``application/json``; a client generated from the document would expect JSON errors.)"""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        fresh = app.openapi_schema is None
+        document = generate()
+        if fresh:
+            for operation in _operations(document):
+                for response in operation.get("responses", {}).values():
+                    content = response.get("content", {})
+                    if PROBLEM_JSON in content and "application/json" in content:
+                        content[PROBLEM_JSON] = content.pop("application/json")
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _operations(document: dict[str, Any]) -> list[dict[str, Any]]:
+    return [op for path in document.get("paths", {}).values() for op in path.values()]

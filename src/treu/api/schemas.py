@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,6 +19,7 @@ from treu.ledger.model import Balances
 from treu.ledger.service import HistoryEntry, LotLine
 from treu.members.model import Channel, IdentifierKind, Member
 from treu.rewards.service import RewardLine, VoucherView
+from treu.webhooks.model import Delivery, Endpoint
 
 T = TypeVar("T")
 MEMBER_REF = "A member id (mbr_…) or kind:value (email:…, phone:…, card:…, external:…)"
@@ -373,8 +374,12 @@ class VerificationRead(_Out):
     lots: int
 
 
+# A day the jobs can compute with: their instants (a day before, months after) must exist.
+JobDay = Annotated[date, Field(ge=date(1970, 1, 1), le=date(2999, 12, 31))]
+
+
 class NightlyRunCreate(_In):
-    date: date
+    date: JobDay
     programme: str | None = Field(default=None, max_length=64, description="programme key")
 
 
@@ -427,3 +432,199 @@ class ApiKeyRead(_Out):
             revoked_at=k.revoked_at,
             token=token,
         )
+
+
+# --- webhooks ------------------------------------------------------------------------------
+
+
+class WebhookEndpointCreate(_In):
+    url: str = Field(min_length=1, max_length=2048, description="http(s) URL that gets the POSTs")
+    event_types: list[str] = Field(
+        default=["*"], min_length=1, max_length=50, description='Event types, or ["*"] for all'
+    )
+    description: str | None = Field(default=None, max_length=200)
+    enabled: bool = True
+
+
+class WebhookEndpointUpdate(_In):
+    url: str | None = Field(default=None, min_length=1, max_length=2048)
+    event_types: list[str] | None = Field(default=None, min_length=1, max_length=50)
+    description: str | None = Field(default=None, max_length=200, description='"" removes it')
+    enabled: bool | None = None
+
+
+class WebhookEndpointRead(_Out):
+    object: Literal["webhook_endpoint"] = "webhook_endpoint"
+    id: str
+    url: str
+    event_types: list[str]
+    description: str | None
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+    secret: str | None = Field(
+        default=None, description="The signing secret: shown once, when the endpoint is created"
+    )
+
+    @classmethod
+    def of(cls, e: Endpoint, secret: str | None = None) -> WebhookEndpointRead:
+        return cls(
+            id=e.id,
+            url=e.url,
+            event_types=list(e.event_types),
+            description=e.description,
+            enabled=e.enabled,
+            created_at=e.created_at,
+            updated_at=e.updated_at,
+            secret=secret,
+        )
+
+
+class WebhookEndpointDeleted(_Out):
+    object: Literal["webhook_endpoint"] = "webhook_endpoint"
+    id: str
+    deleted: Literal[True] = True
+
+
+class WebhookAttemptRead(_Out):
+    object: Literal["webhook_attempt"] = "webhook_attempt"
+    id: str
+    attempted_at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+    succeeded: bool
+
+
+class WebhookDeliveryRead(_Out):
+    object: Literal["webhook_delivery"] = "webhook_delivery"
+    id: str
+    endpoint_id: str
+    event_id: str = Field(description="The event's id: the same in every attempt, for deduping")
+    event_type: str
+    status: str = Field(description="pending, succeeded or failed")
+    attempts: int
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    delivered_at: datetime | None
+    created_at: datetime
+    log: list[WebhookAttemptRead] | None = Field(
+        default=None, description="Every attempt, oldest first (on a single delivery only)"
+    )
+
+    @classmethod
+    def of(cls, d: Delivery, with_log: bool = False) -> WebhookDeliveryRead:
+        log = [
+            WebhookAttemptRead(
+                id=a.id,
+                attempted_at=a.attempted_at,
+                status_code=a.status_code,
+                error=a.error,
+                duration_ms=a.duration_ms,
+                succeeded=a.succeeded,
+            )
+            for a in d.log
+        ]
+        return cls(
+            id=d.id,
+            endpoint_id=d.endpoint_id,
+            event_id=d.event_id,
+            event_type=d.event_type,
+            status=d.status.value,
+            attempts=d.attempts,
+            next_attempt_at=d.next_attempt_at,
+            last_attempt_at=d.last_attempt_at,
+            last_status_code=d.last_status_code,
+            last_error=d.last_error,
+            delivered_at=d.delivered_at,
+            created_at=d.created_at,
+            log=log if with_log else None,
+        )
+
+
+# --- the till ------------------------------------------------------------------------------
+
+
+class PosScanCreate(_In):
+    token: str = Field(
+        min_length=1,
+        max_length=320,
+        description="What the till scanned: a card number, an identifier as kind:value, or a "
+        "member's QR token from the portal (tqr1.…)",
+    )
+    programme: str | None = Field(
+        default=None, max_length=64, description="programme key (only for a key without a store)"
+    )
+
+
+class MemberSummaryRead(_Out):
+    """What a till shows after a scan: who it is, what they have, what they can use now."""
+
+    object: Literal["member_summary"] = "member_summary"
+    member_id: str
+    programme_id: str
+    name: str | None
+    status: str = Field(
+        description="active or blocked (a blocked member neither earns nor redeems)"
+    )
+    balances: BalancesRead
+    vouchers: list[VoucherRead] = Field(description="Vouchers usable now, soonest expiry first")
+
+
+# --- member log-in, the member's own account, staff sessions --------------------------------
+
+
+class LoginCodeCreate(_In):
+    programme: str = Field(
+        min_length=1, max_length=64, description="programme id (prg_…), or its key with tenant"
+    )
+    tenant: str | None = Field(
+        default=None, max_length=64, description="tenant key (when programme is a key)"
+    )
+    identifier: str = Field(
+        min_length=1,
+        max_length=320,
+        description="the member's e-mail address or phone number (email:…, phone:…, or bare)",
+    )
+
+
+class LoginCodeRequested(_Out):
+    object: Literal["login_code_request"] = "login_code_request"
+    expires_in: int = Field(description="seconds a code sent now stays valid")
+
+
+class MemberTokenCreate(LoginCodeCreate):
+    code: str = Field(pattern=r"^[0-9]{6}$", description="the 6-digit code the member received")
+
+
+class MemberTokenRead(_Out):
+    object: Literal["member_token"] = "member_token"
+    token: str = Field(description="send as Authorization: Bearer …")
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 - the scheme, not a secret
+    member_id: str
+    programme_id: str
+    expires_at: datetime
+
+
+class QrTokenRead(_Out):
+    object: Literal["qr_token"] = "qr_token"
+    token: str = Field(description="show as a QR code; the till sends it to POST /v1/pos/scan")
+    expires_at: datetime
+    refresh_in: int = Field(description="seconds until a fresh token should be fetched")
+
+
+class StaffLoginCreate(_In):
+    tenant: str = Field(min_length=1, max_length=64, description="tenant key")
+    email: str = Field(min_length=1, max_length=320)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class StaffSessionRead(_Out):
+    object: Literal["staff_session"] = "staff_session"
+    token: str = Field(description="send as Authorization: Bearer …")
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 - the scheme, not a secret
+    staff_user_id: str
+    role: str = Field(description="owner, manager or cashier")
+    expires_at: datetime

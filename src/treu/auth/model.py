@@ -6,7 +6,8 @@ SHA-256 of the whole token is stored: the secret has 256 bits of entropy, so a s
 hash would buy nothing and cost every request a few hundred milliseconds.
 
 Scopes are coarse on purpose (an integrator must be able to predict them); each API operation
-names one :class:`Permission`, and :data:`SCOPE_PERMISSIONS` is the whole policy.
+names one :class:`Permission`, and :data:`SCOPE_PERMISSIONS` (API keys), :data:`ROLE_PERMISSIONS`
+(staff sessions) and :data:`MEMBER_PERMISSIONS` (member tokens) are the whole policy.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ _ULID_LENGTH = 26
 
 class Scope(StrEnum):
     ADMIN = "admin"  # programme set-up and everything else
-    INTEGRATION = "integration"  # a shop or CRM: members, activities, rewards
+    INTEGRATION = "integration"  # a shop or CRM: members, activities, rewards, webhooks
     POS = "pos"  # a till: look-up, purchase, redeem, voucher use — nothing else
     READ = "read"  # reports: every read, no write
 
@@ -55,9 +56,21 @@ class Permission(StrEnum):
     LEDGER_VERIFY = "ledger:verify"
     JOBS_RUN = "jobs:run"
     API_KEYS_MANAGE = "api_keys:manage"
+    WEBHOOKS_MANAGE = "webhooks:manage"
+    POS_SCAN = "pos:scan"
+    # a member token's own account (/v1/me…); no API key or staff user has these
+    ME_READ = "me:read"
+    ME_QR_TOKEN = "me:qr_token"  # noqa: S105 - a permission name, not a secret
+
+
+class StaffRole(StrEnum):
+    OWNER = "owner"  # everything an admin key may do
+    MANAGER = "manager"  # an admin minus API key management
+    CASHIER = "cashier"  # what a till's pos key may do
 
 
 P = Permission
+MEMBER_PERMISSIONS = frozenset({P.ME_READ, P.ME_QR_TOKEN})
 _READS = frozenset(
     {
         P.PROGRAMMES_READ,
@@ -71,7 +84,7 @@ _READS = frozenset(
     }
 )
 SCOPE_PERMISSIONS: dict[Scope, frozenset[Permission]] = {
-    Scope.ADMIN: frozenset(Permission),
+    Scope.ADMIN: frozenset(Permission) - MEMBER_PERMISSIONS,
     Scope.INTEGRATION: _READS
     | {
         P.MEMBERS_WRITE,
@@ -81,6 +94,8 @@ SCOPE_PERMISSIONS: dict[Scope, frozenset[Permission]] = {
         P.REDEEM,
         P.VOUCHERS_USE,
         P.VOUCHERS_CANCEL,
+        P.WEBHOOKS_MANAGE,
+        P.POS_SCAN,
     },
     Scope.POS: frozenset(
         {
@@ -90,9 +105,17 @@ SCOPE_PERMISSIONS: dict[Scope, frozenset[Permission]] = {
             P.PURCHASES_WRITE,
             P.REDEEM,
             P.VOUCHERS_USE,
+            P.POS_SCAN,
         }
     ),
     Scope.READ: _READS,
+}
+
+
+ROLE_PERMISSIONS: dict[StaffRole, frozenset[Permission]] = {
+    StaffRole.OWNER: SCOPE_PERMISSIONS[Scope.ADMIN],
+    StaffRole.MANAGER: SCOPE_PERMISSIONS[Scope.ADMIN] - {P.API_KEYS_MANAGE},
+    StaffRole.CASHIER: SCOPE_PERMISSIONS[Scope.POS],
 }
 
 
@@ -102,17 +125,36 @@ def allows(scope: Scope, permission: Permission) -> bool:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: an API key of a tenant, perhaps bound to one store (a till)."""
+    """Who is calling: an API key of a tenant (perhaps bound to one store: a till), a staff
+    user's session (``role``) or a member's token (``member_id``; ``programme_id`` is theirs).
+    ``key_id`` names the credential's owner: the API key, the staff user or the member."""
 
     key_id: str
     tenant_id: str
-    scope: Scope
+    scope: Scope | None  # API keys only
     store_id: str | None = None
     store_key: str | None = None
     programme_id: str | None = None  # the store's programme, for a store-bound key
+    role: StaffRole | None = None
+    member_id: str | None = None
 
     def allows(self, permission: Permission) -> bool:
-        return allows(self.scope, permission)
+        if self.member_id is not None:
+            return permission in MEMBER_PERMISSIONS
+        if self.role is not None:
+            return permission in ROLE_PERMISSIONS[self.role]
+        return self.scope is not None and allows(self.scope, permission)
+
+    @property
+    def is_api_key(self) -> bool:
+        return self.scope is not None
+
+    @property
+    def label(self) -> str:
+        """``a pos key``, ``a cashier``, ``a member``: for messages."""
+        if self.member_id is not None:
+            return "a member"
+        return f"a {self.role}" if self.role is not None else f"a {self.scope} key"
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Row
 
+from treu.auth.member_login import authenticate_member
 from treu.auth.model import (
     ApiKey,
     Principal,
@@ -17,7 +18,9 @@ from treu.auth.model import (
     new_token,
     token_matches,
 )
+from treu.auth.staff import authenticate_staff
 from treu.auth.tables import api_keys
+from treu.auth.tokens import looks_like_jwt, token_kind_and_tenant
 from treu.errors import ErrorCode, InvalidInput, NotFound, Rejected, Unauthenticated
 from treu.programmes.tables import programmes, stores
 from treu.storage.uow import Event, UnitOfWork
@@ -210,3 +213,13 @@ def _key(row: Row[Any]) -> ApiKey:
         row.expires_at,
         row.revoked_at,
     )
+
+
+def authenticate_bearer(uow: UnitOfWork, token: str, *, server_secret: str = "") -> Principal:
+    """The principal behind any bearer token: an API key, a staff session or a member token."""
+    if not looks_like_jwt(token):
+        return authenticate(uow, token)
+    kind, tenant_id = token_kind_and_tenant(token)
+    if kind == "staff":
+        return authenticate_staff(uow, token, tenant_id=tenant_id, server_secret=server_secret)
+    return authenticate_member(uow, token, tenant_id=tenant_id, server_secret=server_secret)

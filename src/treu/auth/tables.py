@@ -9,6 +9,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Table,
+    UniqueConstraint,
 )
 
 from treu.storage.metadata import metadata
@@ -53,4 +54,35 @@ idempotency_records = Table(
         "status_code IS NULL OR (status_code >= 200 AND status_code < 600)", name="status_known"
     ),
     Index("ix_idempotency_records_created_at", "created_at"),
+)
+
+# A member's one-time login code (treu.auth.members): one per member, a new request replaces it;
+# only an HMAC of the code is kept. Used codes are deleted; used-up ones stay until replaced.
+member_login_codes = Table(
+    "member_login_codes",
+    metadata,
+    Column("member_id", ForeignKey("members.id"), primary_key=True),
+    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
+    Column("code_hash", String(64), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    # the guarded update that counts a guess refuses the sixth (tokens.LOGIN_CODE_TRIES)
+    CheckConstraint("attempts >= 0 AND attempts <= 5", name="attempts_within_limit"),
+)
+
+# Staff users of a tenant (owner, manager, cashier) for the web console; argon2id hashes only.
+staff_users = Table(
+    "staff_users",
+    metadata,
+    Column("id", id_column_type(), primary_key=True),
+    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
+    Column("email", String(320), nullable=False),  # normalised: lower case
+    Column("name", String(200)),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", String(200), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("disabled_at", UTCDateTime()),
+    CheckConstraint("role IN ('owner', 'manager', 'cashier')", name="role_known"),
+    UniqueConstraint("tenant_id", "email"),
 )

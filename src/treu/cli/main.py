@@ -24,8 +24,9 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from treu.activities.model import ActionIn, PurchaseIn, ReturnIn
 from treu.activities.service import ActivityResult, record_action, record_purchase, record_return
-from treu.auth.model import ApiKey, Scope
+from treu.auth.model import ApiKey, Scope, StaffRole
 from treu.auth.service import create_api_key, list_api_keys, revoke_api_key, rotate_api_key
+from treu.auth.staff import add_staff_user
 from treu.clock import SystemClock
 from treu.config import get_settings
 from treu.errors import TreuError
@@ -45,6 +46,7 @@ from treu.rewards.service import consume_voucher, list_rewards, redeem_reward
 from treu.storage.engine import make_engine
 from treu.storage.migrate import current, upgrade
 from treu.storage.uow import UnitOfWork
+from treu.webhooks.dispatcher import PassResult, dispatch, run_worker
 
 app = typer.Typer(help="Treu — the open-source loyalty platform.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -55,6 +57,8 @@ rewards_app = typer.Typer(help="Rewards and vouchers.", no_args_is_help=True)
 ledger_app = typer.Typer(help="The points ledger.", no_args_is_help=True)
 jobs_app = typer.Typer(help="The nightly run.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys of a tenant.", no_args_is_help=True)
+webhooks_app = typer.Typer(help="Webhook delivery.", no_args_is_help=True)
+staff_app = typer.Typer(help="Staff users of a tenant (the web console).", no_args_is_help=True)
 for sub, name in (
     (db_app, "db"),
     (programme_app, "programme"),
@@ -64,6 +68,8 @@ for sub, name in (
     (ledger_app, "ledger"),
     (jobs_app, "jobs"),
     (keys_app, "keys"),
+    (webhooks_app, "webhooks"),
+    (staff_app, "staff"),
 ):
     app.add_typer(sub, name=name)
 
@@ -460,6 +466,38 @@ def jobs_run(
     run(go)
 
 
+# --- staff users ---------------------------------------------------------------------------
+
+
+@staff_app.command("add")
+def staff_add(
+    email: Annotated[str, typer.Option(help="Their e-mail address: the log-in.")],
+    role: Annotated[StaffRole, typer.Option(help="owner, manager or cashier")],
+    name: Annotated[str | None, typer.Option(help="Their name.")] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin's first line.")
+    ] = False,
+    tenant: TenantOpt = "default",
+) -> None:
+    """Add a staff user; the password (10 characters or more) is asked for twice, or read from
+    stdin. Only its argon2 hash is kept."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+    def go(ctx: Ctx) -> None:
+        with ctx.uow() as uow:
+            tenant_id = get_tenant(uow, tenant).id
+        with ctx.uow() as uow:
+            user = add_staff_user(
+                uow, tenant_id=tenant_id, email=email, role=role, password=password, name=name
+            )
+        console.print(f"added {user.id} {user.email} ({user.role})", highlight=False)
+
+    run(go)
+
+
 # --- API keys and the server -------------------------------------------------------------
 
 
@@ -557,6 +595,44 @@ def keys_rotate(
     run(go)
 
 
+@webhooks_app.command("dispatch")
+def webhooks_dispatch(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
+) -> None:
+    """One pass: turn new events into deliveries and send those that are due."""
+
+    def go(ctx: Ctx) -> None:
+        with ctx.uow() as uow:
+            tenant_id = get_tenant(uow, tenant).id if tenant else None
+        _print_pass(dispatch(ctx.uow, tenant_id=tenant_id), quiet=False)
+
+    run(go)
+
+
+@app.command("worker")
+def worker(
+    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between passes.")] = 5.0,
+) -> None:
+    """Deliver webhooks until interrupted: a dispatch pass, a pause, again."""
+
+    def go(ctx: Ctx) -> None:
+        try:
+            run_worker(ctx.uow, interval=interval, on_pass=_print_pass)
+        except KeyboardInterrupt:
+            console.print("stopped")
+
+    run(go)
+
+
+def _print_pass(result: PassResult, *, quiet: bool = True) -> None:
+    if result.events or result.sent or not quiet:
+        console.print(
+            f"{result.events} events, {result.created} deliveries created, {result.sent} sent "
+            f"({result.succeeded} succeeded, {result.failed} given up)",
+            highlight=False,
+        )
+
+
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -564,9 +640,9 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Serve the HTTP API of TREU_DATABASE_URL (docs at /docs, schema at /openapi.json)."""
-    import uvicorn
+    from treu.api.serve import serve as serve_api
 
-    uvicorn.run("treu.api.app:create_app", factory=True, host=host, port=port, workers=workers)
+    serve_api("treu.api.app:create_app", factory=True, host=host, port=port, workers=workers)
 
 
 @app.command("demo")

@@ -9,6 +9,7 @@ from treu.outbox import tables as _outbox
 from treu.programmes import tables as _programmes
 from treu.rewards import tables as _rewards
 from treu.storage.metadata import metadata
+from treu.webhooks import tables as _webhooks
 
 __all__ = ["metadata"]
-_ = (_activities, _auth, _jobs, _ledger, _members, _outbox, _programmes, _rewards)
+_ = (_activities, _auth, _jobs, _ledger, _members, _outbox, _programmes, _rewards, _webhooks)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from treu.api.deps import Rt, Who, member_for, needs, programme_id_for
 from treu.api.pagination import Limit, StartingAfter, after, page
 from treu.api.queries import member_ids
+from treu.api.ratelimit import rate_limited
 from treu.api.schemas import (
     BalancesRead,
     HistoryEntryRead,
@@ -60,7 +61,7 @@ def list_members(
     return page(rt.read(go), limit=limit, id_of=lambda m: m.id)
 
 
-@programme_router.get("/lookup", dependencies=[needs(P.MEMBERS_LOOKUP)])
+@programme_router.get("/lookup", dependencies=[needs(P.MEMBERS_LOOKUP), rate_limited("lookups")])
 def lookup(
     rt: Rt,
     who: Who,

@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Response
 
 from treu.api.deps import Rt, Who, actor, member_for, needs
+from treu.api.ratelimit import rate_limited
 from treu.api.schemas import (
     AdjustmentCreate,
     AdjustmentRead,
@@ -132,7 +133,9 @@ def get_one(rt: Rt, who: Who, code: Code) -> VoucherRead:
     return rt.read(lambda uow: VoucherRead.of(_voucher(uow, who, code)))
 
 
-@voucher_router.post("/{code}/validate", dependencies=[needs(P.VOUCHERS_USE)])
+@voucher_router.post(
+    "/{code}/validate", dependencies=[needs(P.VOUCHERS_USE), rate_limited("vouchers")]
+)
 def validate(rt: Rt, who: Who, code: Code) -> VoucherRead:
     """200 if the voucher can be used now; otherwise the reason (``voucher_already_used``,
     ``voucher_expired``, ``voucher_cancelled``) as an error. Changes nothing."""
@@ -144,7 +147,9 @@ def validate(rt: Rt, who: Who, code: Code) -> VoucherRead:
     return rt.read(go)
 
 
-@voucher_router.post("/{code}/consume", dependencies=[needs(P.VOUCHERS_USE)])
+@voucher_router.post(
+    "/{code}/consume", dependencies=[needs(P.VOUCHERS_USE), rate_limited("vouchers")]
+)
 def consume(rt: Rt, who: Who, code: Code) -> VoucherRead:
     """Use the voucher, once (a till's key records its store)."""
 

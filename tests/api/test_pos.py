@@ -1,0 +1,82 @@
+"""POST /v1/pos/scan: the till scans a card (or a kind:value identifier) and sees the member."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+from api_support import Tenant, document
+
+
+def test_a_till_scans_a_card_and_sees_name_balances_and_usable_vouchers(shop: Tenant) -> None:
+    # given Mia with a printed card, 120 points, one voucher used and one still to use
+    mia = shop.enrol(name="Mia", identifiers={"card": "4711-0815", "email": "mia@example.org"})
+    assert shop.buy(mia["id"], "120.00").status_code == 201
+    redeem = f"/v1/members/{mia['id']}/redemptions"
+    used = shop.post(redeem, {"reward": "kaffee"}, who="pos").json()["voucher"]
+    kept = shop.post(redeem, {"reward": "kaffee"}, who="pos").json()["voucher"]
+    assert shop.post(f"/v1/vouchers/{used['code']}/consume", who="pos").status_code == 200
+
+    # when the till scans the card, written as the customer shows it
+    r = shop.post("/v1/pos/scan", {"token": "4711 0815"}, who="pos")
+
+    # then it sees who it is and what can be used now
+    assert r.status_code == 200, r.text
+    summary = r.json()
+    assert summary["object"] == "member_summary"
+    assert (summary["member_id"], summary["name"], summary["status"]) == (
+        mia["id"],
+        "Mia",
+        "active",
+    )
+    assert summary["balances"]["available"] == 120 - 2 * 30
+    assert [v["code"] for v in summary["vouchers"]] == [kept["code"]]
+
+
+def test_a_scan_takes_any_identifier_as_kind_value(shop: Tenant) -> None:
+    mia = shop.enrol("scan-mia@example.org")
+    r = shop.post("/v1/pos/scan", {"token": "email:Scan-Mia@Example.org"}, who="pos")
+    assert r.json()["member_id"] == mia["id"]
+    assert r.json()["vouchers"] == []
+
+
+def test_an_unknown_card_is_not_found_and_a_bad_token_is_invalid(shop: Tenant) -> None:
+    unknown = shop.post("/v1/pos/scan", {"token": "9999"}, who="pos")
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "member_not_found")
+    bad = shop.post("/v1/pos/scan", {"token": "iban:DE00"}, who="pos")
+    assert (bad.status_code, bad.json()["code"]) == (422, "invalid_identifier")
+
+
+def test_a_till_sees_only_members_of_its_stores_programme(
+    shop: Tenant, new_tenant: Callable[[], Tenant]
+) -> None:
+    second = f"zweit-{uuid.uuid4().hex[:8]}"
+    assert shop.post("/v1/programmes", document(second)).status_code == 201
+    elsewhere = shop.post(
+        f"/v1/programmes/{second}/members", {"identifiers": {"card": "5555"}}
+    ).json()
+    assert shop.post("/v1/pos/scan", {"token": "5555"}, who="pos").status_code == 404
+    named = shop.post("/v1/pos/scan", {"token": "5555", "programme": second}, who="pos")
+    assert named.status_code == 404
+    other = new_tenant()
+    other.enrol(identifiers={"card": "6666"})
+    assert shop.post("/v1/pos/scan", {"token": "6666"}, who="pos").status_code == 404
+    # an admin key names the programme
+    admin = shop.post("/v1/pos/scan", {"token": "5555", "programme": second})
+    assert admin.json()["member_id"] == elsewhere["id"]
+
+
+def test_a_key_without_a_store_must_name_the_programme(shop: Tenant) -> None:
+    shop.enrol(identifiers={"card": "7777"})
+    r = shop.post("/v1/pos/scan", {"token": "7777"}, who="integration")
+    assert r.status_code == 422
+    assert [e["path"] for e in r.json()["errors"]] == ["programme"]
+    r = shop.post("/v1/pos/scan", {"token": "7777", "programme": shop.programme}, who="integration")
+    assert r.status_code == 200
+    assert shop.post("/v1/pos/scan", {"token": "7777"}, who="read").status_code == 403
+
+
+def test_a_blocked_member_is_shown_as_blocked(shop: Tenant) -> None:
+    mia = shop.enrol(identifiers={"card": "8888"})
+    shop.post(f"/v1/members/{mia['id']}/block")
+    assert shop.post("/v1/pos/scan", {"token": "8888"}, who="pos").json()["status"] == "blocked"
