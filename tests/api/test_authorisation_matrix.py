@@ -179,6 +179,9 @@ def body_for(method: str, path: str, world: World) -> Any:
         ("PATCH", "/v1/members/{member_id}"): {"name": "Mia"},
         ("POST", "/v1/members/{member_id}/redemptions"): {"reward": "kaffee"},
         ("POST", "/v1/members/{member_id}/adjustments"): {"points": 5, "reason": "test"},
+        # destructive, so refused once allowed: Mia merged into herself, erasure not confirmed
+        ("POST", "/v1/members/{member_id}/merge"): {"merge": member},
+        ("POST", "/v1/members/{member_id}/erase"): {"reason": "matrix", "confirm": unique},
         ("POST", "/v1/vouchers/{code}/cancel"): {"reason": "test"},
         ("POST", "/v1/jobs/nightly"): {"date": "2026-02-01"},
         ("POST", "/v1/api-keys"): {"name": "matrix", "scope": "read"},

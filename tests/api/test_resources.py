@@ -199,3 +199,37 @@ def test_jobs_run_only_the_callers_programmes(shop: Tenant, new_tenant: object) 
     assert not programmes & {p["id"] for p in theirs}
     again = shop.post("/v1/jobs/nightly", {"date": "2026-02-01"}).json()
     assert all(s["skipped"] for s in again["steps"])
+
+
+def test_support_merges_two_sign_ups_then_the_member_exports_and_erases_her_data(
+    shop: Tenant,
+) -> None:
+    card = shop.post(
+        f"/v1/programmes/{shop.programme}/members", {"identifiers": {"card": "NINA-7"}}
+    ).json()
+    online = shop.enrol("nina@example.org", name="Nina")
+    assert shop.buy(card["id"], "20.00").status_code == 201
+    assert shop.buy(online["id"], "30.00").status_code == 201
+    # support merges the online account into the card; a till may not
+    assert (
+        shop.post(f"/v1/members/{card['id']}/merge", {"merge": online["id"]}, who="pos").status_code
+        == 403
+    )
+    merged = shop.post(f"/v1/members/{card['id']}/merge", {"merge": online["id"]})
+    assert merged.status_code == 200, merged.text
+    assert merged.json()["identifiers"] == {"card": "NINA7", "email": "nina@example.org"}
+    assert shop.get(f"/v1/members/{card['id']}/balances").json()["available"] == 50
+    # her data, as one JSON document
+    export = shop.get(f"/v1/members/{card['id']}/export").json()
+    assert export["member"]["name"] == "Nina"
+    assert sorted(a["paid_minor"] for a in export["activities"]) == [2000, 3000]
+    # erasure must be confirmed with her id, then forgets her and gives up the points
+    wrong = shop.post(f"/v1/members/{card['id']}/erase", {"reason": "art. 17", "confirm": "x"})
+    assert (wrong.status_code, wrong.json()["code"]) == (422, "validation_error")
+    erased = shop.post(
+        f"/v1/members/{card['id']}/erase", {"reason": "art. 17 request", "confirm": card["id"]}
+    )
+    assert erased.json() == {"object": "erasure", "member_id": card["id"], "points_given_up": 50}
+    after = shop.get(f"/v1/members/{card['id']}").json()
+    assert (after["status"], after["name"], after["identifiers"]) == ("erased", None, {})
+    assert shop.post("/v1/ledger/verify").json()["ok"] is True

@@ -98,6 +98,25 @@ class MemberUpdate(_In):
     attributes: dict[str, str | int | bool] | None = Field(default=None, max_length=50)
 
 
+class MemberErase(_In):
+    reason: str = Field(min_length=1, max_length=500, description="why, for the audit trail")
+    confirm: str = Field(
+        min_length=1, max_length=64, description="the member's id again: erasure cannot be undone"
+    )
+
+
+class ErasureRead(_Out):
+    object: Literal["erasure"] = "erasure"
+    member_id: str
+    points_given_up: int
+
+
+class MemberMerge(_In):
+    merge: str = Field(
+        min_length=1, max_length=64, description="id of the member merged into this one"
+    )
+
+
 class MemberRead(_Out):
     object: Literal["member"] = "member"
     id: str

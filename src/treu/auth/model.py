@@ -58,6 +58,7 @@ class Permission(StrEnum):
     API_KEYS_MANAGE = "api_keys:manage"
     WEBHOOKS_MANAGE = "webhooks:manage"
     POS_SCAN = "pos:scan"
+    MEMBERS_PRIVACY = "members:privacy"  # GDPR export and erasure, merging members
     # a member token's own account (/v1/me…); no API key or staff user has these
     ME_READ = "me:read"
     ME_QR_TOKEN = "me:qr_token"  # noqa: S105 - a permission name, not a secret

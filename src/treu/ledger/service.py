@@ -97,6 +97,7 @@ _EFFECT = {
     TransferKind.EXPIRE: "out",
     TransferKind.ADJUST: "adjust",
     TransferKind.DONATE: "out",
+    TransferKind.MERGE: "merge",  # in, from a member merged into this one (out: a debt moved)
 }
 
 
@@ -138,9 +139,8 @@ def member_history(uow: UnitOfWork, *, tenant_id: str, member_id: str) -> list[H
         effect = _EFFECT[TransferKind(r.kind)]
         if effect is None or effect == "activate":
             continue
-        sign = (
-            1 if effect == "in" or (effect == "adjust" and r.credit_account_id == available) else -1
-        )
+        credited = r.credit_account_id in (available, pending_acc)
+        sign = 1 if effect == "in" or (effect in ("adjust", "merge") and credited) else -1
         is_pending = pending_acc in (r.credit_account_id, r.debit_account_id)
         entries.append(
             HistoryEntry(

@@ -13,6 +13,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 
 from treu.activities.tables import activities, awards
+from treu.auth.tables import member_login_codes
 from treu.errors import Conflict, ErrorCode, InvalidInput, Rejected
 from treu.ledger import postings
 from treu.ledger.tables import holds, lots
@@ -85,6 +86,7 @@ def merge_members(
         postings.settle_debt(
             uow, programme, member_id=keep_id, lot_id=spendable, key=f"merge:{merge_id}", at=now
         )
+    uow.conn.execute(member_login_codes.delete().where(member_login_codes.c.member_id == merge_id))
     for table in (identifiers, consents, activities, awards, vouchers, redemptions):
         uow.conn.execute(
             update(table).where(table.c.member_id == merge_id).values(member_id=keep_id)

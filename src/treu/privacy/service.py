@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from treu.activities.tables import activities
+from treu.auth.tables import member_login_codes
 from treu.errors import ErrorCode, Rejected
 from treu.ledger import postings
 from treu.ledger.model import LotStatus
@@ -110,6 +111,7 @@ def erase_member(uow: UnitOfWork, *, tenant_id: str, member_id: str, actor: str)
     ).all():
         given_up += postings.expire_lot(uow, programme, lot_id=lot_id, at=now)
     uow.conn.execute(identifiers.delete().where(identifiers.c.member_id == member_id))
+    uow.conn.execute(member_login_codes.delete().where(member_login_codes.c.member_id == member_id))
     uow.conn.execute(
         update(activities).where(activities.c.member_id == member_id).values(member_attributes={})
     )

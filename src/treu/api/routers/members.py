@@ -1,28 +1,35 @@
-"""Members: enrol, look up, read, update, block; balances, history, lots, vouchers."""
+"""Members: enrol, look up, read, update, block, merge; export and erasure (GDPR); balances,
+history, lots, vouchers."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from treu.api.deps import Rt, Who, member_for, needs, programme_id_for
+from treu.api.deps import Rt, Who, actor, member_for, needs, programme_id_for
 from treu.api.pagination import Limit, StartingAfter, after, page
 from treu.api.queries import member_ids
 from treu.api.ratelimit import rate_limited
 from treu.api.schemas import (
     BalancesRead,
+    ErasureRead,
     HistoryEntryRead,
     LotRead,
     MemberCreate,
+    MemberErase,
+    MemberMerge,
     MemberRead,
     MemberUpdate,
     Page,
     VoucherRead,
 )
 from treu.auth.model import Permission as P
+from treu.errors import ErrorCode, InvalidInput
 from treu.ledger.service import get_balances, list_lots, member_history
+from treu.members.merge import merge_members
 from treu.members.service import enrol_member, find_member, set_blocked, update_profile
+from treu.privacy.service import erase_member, export_member
 from treu.rewards.service import list_vouchers
 from treu.storage.uow import UnitOfWork
 
@@ -125,6 +132,59 @@ def block(rt: Rt, who: Who, member_id: str) -> MemberRead:
 @router.post("/{member_id}/unblock", dependencies=[needs(P.MEMBERS_WRITE)])
 def unblock(rt: Rt, who: Who, member_id: str) -> MemberRead:
     return _set_blocked(rt, who, member_id, False)
+
+
+@router.post("/{member_id}/merge", dependencies=[needs(P.MEMBERS_PRIVACY)])
+def merge(rt: Rt, who: Who, member_id: str, body: MemberMerge) -> MemberRead:
+    """Merge another member (``merge``) into this one: identifiers, activities, vouchers and
+    points move here; the other becomes ``merged``. Merging again changes nothing."""
+
+    def go(uow: UnitOfWork) -> MemberRead:
+        member_for(uow, who, member_id)
+        member_for(uow, who, body.merge)
+        return MemberRead.of(
+            merge_members(
+                uow,
+                tenant_id=who.tenant_id,
+                keep_id=member_id,
+                merge_id=body.merge,
+                actor=actor(who),
+            )
+        )
+
+    return rt.write(go)
+
+
+@router.get("/{member_id}/export", dependencies=[needs(P.MEMBERS_PRIVACY)])
+def export(rt: Rt, who: Who, member_id: str) -> dict[str, Any]:
+    """Everything held about the member as one JSON document (GDPR art. 15 and 20)."""
+
+    def go(uow: UnitOfWork) -> dict[str, Any]:
+        member_for(uow, who, member_id)
+        return export_member(uow, tenant_id=who.tenant_id, member_id=member_id)
+
+    return rt.read(go)
+
+
+@router.post("/{member_id}/erase", dependencies=[needs(P.MEMBERS_PRIVACY)])
+def erase(rt: Rt, who: Who, member_id: str, body: MemberErase) -> ErasureRead:
+    """Erase the person (GDPR art. 17): identifying data goes, points are given up, the ledger
+    stays balanced. Erasing again changes nothing."""
+
+    def go(uow: UnitOfWork) -> ErasureRead:
+        member_for(uow, who, member_id)
+        if body.confirm != member_id:
+            raise InvalidInput(
+                ErrorCode.VALIDATION_ERROR,
+                "confirm must repeat the id of the member to erase",
+                errors=[{"path": "confirm", "message": "is not this member's id"}],
+            )
+        given_up = erase_member(
+            uow, tenant_id=who.tenant_id, member_id=member_id, actor=f"{actor(who)}: {body.reason}"
+        )
+        return ErasureRead(member_id=member_id, points_given_up=given_up)
+
+    return rt.write(go)
 
 
 @router.get("/{member_id}/balances", dependencies=[needs(P.BALANCES_READ)])
