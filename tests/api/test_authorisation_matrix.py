@@ -189,6 +189,16 @@ def body_for(method: str, path: str, world: World) -> Any:
         ("POST", "/v1/webhook-endpoints"): {"url": f"http://127.0.0.1:9/{unique}"},
         ("PATCH", "/v1/webhook-endpoints/{endpoint_id}"): {"description": unique},
         ("POST", "/v1/pos/scan"): {"token": "email:secret-mia@example.org"},
+        ("POST", "/v1/pos/purchases"): {
+            "token": "email:secret-mia@example.org",
+            "external_id": unique,
+            "currency": "EUR",
+            "total": "3.00",
+        },
+        ("POST", "/v1/pos/redemptions"): {
+            "token": "email:secret-mia@example.org",
+            "reward": "kaffee",
+        },
         ("POST", "/v1/member-auth/code"): {
             "programme": world.objects["programme_id"],
             "identifier": f"{unique}@example.org",

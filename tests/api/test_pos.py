@@ -80,3 +80,47 @@ def test_a_blocked_member_is_shown_as_blocked(shop: Tenant) -> None:
     mia = shop.enrol(identifiers={"card": "8888"})
     shop.post(f"/v1/members/{mia['id']}/block")
     assert shop.post("/v1/pos/scan", {"token": "8888"}, who="pos").json()["status"] == "blocked"
+
+
+def test_a_till_rings_up_and_redeems_for_a_scanned_card_in_one_call_each(shop: Tenant) -> None:
+    jan = shop.enrol(name="Jan", identifiers={"card": "2024-0001", "email": "jan@example.org"})
+    # the till scans the card and rings up 45.00 in one call
+    r = shop.post(
+        "/v1/pos/purchases",
+        {"token": "2024 0001", "external_id": "bon-1", "currency": "EUR", "total": "45.00"},
+        who="pos",
+    )
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert (body["activity"]["points"], body["activity"]["member_id"]) == (45, jan["id"])
+    assert body["member"]["balances"]["available"] == 45
+    # the same purchase again (a retry) is recorded once
+    again = shop.post(
+        "/v1/pos/purchases",
+        {"token": "2024 0001", "external_id": "bon-1", "currency": "EUR", "total": "45.00"},
+        who="pos",
+    )
+    assert (again.status_code, again.json()["activity"]["replayed"]) == (200, True)
+    # a guest purchase needs no token
+    guest = shop.post(
+        "/v1/pos/purchases",
+        {"external_id": "bon-2", "currency": "EUR", "total": "5.00"},
+        who="pos",
+    )
+    assert (guest.status_code, guest.json()["member"]) == (201, None)
+    # then Jan redeems a coffee at the till: points spent, voucher used there and then
+    redeemed = shop.post(
+        "/v1/pos/redemptions",
+        {"token": "2024-0001", "reward": "kaffee"},
+        who="pos",
+        **{"Idempotency-Key": "till-7-redeem-1"},
+    )
+    assert redeemed.status_code == 201, redeemed.text
+    result = redeemed.json()
+    assert result["redemption"]["voucher"]["status"] == "used"
+    assert result["member"]["balances"]["available"] == 45 - 30
+    assert result["member"]["vouchers"] == []
+    # and not enough points for a second one: nothing changes
+    short = shop.post("/v1/pos/redemptions", {"token": "2024-0001", "reward": "kaffee"}, who="pos")
+    assert (short.status_code, short.json()["code"]) == (422, "insufficient_points")
+    assert shop.get(f"/v1/members/{jan['id']}/balances").json()["available"] == 15

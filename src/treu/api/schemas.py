@@ -578,6 +578,21 @@ class PosScanCreate(_In):
     )
 
 
+class PosPurchaseCreate(PurchaseIn):
+    """A purchase at the till, for the member behind ``token`` (none: a guest purchase)."""
+
+    token: str | None = Field(
+        default=None, min_length=1, max_length=320, description="what the till scanned, if any"
+    )
+    programme: str | None = Field(
+        default=None, max_length=64, description="programme key (only for a key without a store)"
+    )
+
+
+class PosRedeemCreate(PosScanCreate):
+    reward: str = Field(min_length=1, max_length=64, description="reward key")
+
+
 class MemberSummaryRead(_Out):
     """What a till shows after a scan: who it is, what they have, what they can use now."""
 
@@ -647,3 +662,19 @@ class StaffSessionRead(_Out):
     staff_user_id: str
     role: str = Field(description="owner, manager or cashier")
     expires_at: datetime
+
+
+class PosPurchaseRead(_Out):
+    """The purchase as recorded, and the member's summary after it (none for a guest)."""
+
+    object: Literal["pos_purchase"] = "pos_purchase"
+    activity: ActivityRead
+    member: MemberSummaryRead | None
+
+
+class PosRedemptionRead(_Out):
+    """A reward redeemed and its voucher used at once, and the member's summary after it."""
+
+    object: Literal["pos_redemption"] = "pos_redemption"
+    redemption: RedemptionRead
+    member: MemberSummaryRead

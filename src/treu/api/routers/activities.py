@@ -38,7 +38,7 @@ router = APIRouter(prefix="/v1/programmes/{programme}", tags=["activities"])
 activity_router = APIRouter(prefix="/v1/activities", tags=["activities"])
 
 
-def _read(result: ActivityResult, response: Response | None = None) -> ActivityRead:
+def activity_read(result: ActivityResult, response: Response | None = None) -> ActivityRead:
     if response is not None and result.replayed:
         response.status_code = 200
     return ActivityRead(
@@ -55,7 +55,7 @@ def _read(result: ActivityResult, response: Response | None = None) -> ActivityR
     )
 
 
-def _purchase(who: Principal, body: PurchaseIn) -> PurchaseIn:
+def purchase_of(who: Principal, body: PurchaseIn) -> PurchaseIn:
     """The purchase without the API's own fields; a till's key fills in (and insists on) its
     store."""
     fields = {name: getattr(body, name) for name in PurchaseIn.model_fields}
@@ -67,7 +67,8 @@ def _purchase(who: Principal, body: PurchaseIn) -> PurchaseIn:
         fields["store"] = who.store_key
         fields["channel"] = fields["channel"] or "pos"
     # already validated as the subclass: no second validation of every line
-    return PurchaseIn.model_construct(set(body.model_fields_set) - {"member"}, **fields)
+    given = set(body.model_fields_set) & set(PurchaseIn.model_fields)
+    return PurchaseIn.model_construct(given, **fields)
 
 
 @router.post("/purchases", status_code=201, dependencies=[needs(P.PURCHASES_WRITE)])
@@ -80,10 +81,10 @@ def purchase(
     def go(uow: UnitOfWork) -> ActivityResult:
         pid = programme_id_for(uow, who, programme)
         return record_purchase(
-            uow, programme_id=pid, purchase=_purchase(who, body), member=body.member
+            uow, programme_id=pid, purchase=purchase_of(who, body), member=body.member
         )
 
-    return _read(rt.write(go), response)
+    return activity_read(rt.write(go), response)
 
 
 @router.post("/returns", status_code=201, dependencies=[needs(P.ACTIVITIES_WRITE)])
@@ -95,7 +96,7 @@ def return_(rt: Rt, who: Who, programme: str, body: ReturnIn, response: Response
         pid = programme_id_for(uow, who, programme)
         return record_return(uow, programme_id=pid, ret=body)
 
-    return _read(rt.write(go), response)
+    return activity_read(rt.write(go), response)
 
 
 @router.post("/actions", status_code=201, dependencies=[needs(P.ACTIVITIES_WRITE)])
@@ -109,7 +110,7 @@ def action(
         pid = programme_id_for(uow, who, programme)
         return record_action(uow, programme_id=pid, member=body.member, action=act)
 
-    return _read(rt.write(go), response)
+    return activity_read(rt.write(go), response)
 
 
 @router.post("/claims", status_code=201, dependencies=[needs(P.ACTIVITIES_WRITE)])
@@ -122,7 +123,7 @@ def claim(rt: Rt, who: Who, programme: str, body: ClaimCreate, response: Respons
             uow, programme_id=pid, member=body.member, external_id=body.external_id
         )
 
-    return _read(rt.write(go), response)
+    return activity_read(rt.write(go), response)
 
 
 @router.post("/simulations", dependencies=[needs(P.SIMULATE)])
@@ -146,6 +147,6 @@ def simulate(rt: Rt, who: Who, programme: str, body: SimulationCreate) -> Simula
 @activity_router.get("/{activity_id}", dependencies=[needs(P.ACTIVITIES_READ)])
 def get_one(rt: Rt, who: Who, activity_id: str) -> ActivityRead:
     # (store-bound keys are pos keys, which never read activities by id)
-    return _read(
+    return activity_read(
         rt.read(lambda uow: get_activity(uow, tenant_id=who.tenant_id, activity_id=activity_id))
     )

@@ -2,22 +2,37 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
+from treu.activities.service import ActivityResult, record_purchase
 from treu.api.deps import Rt, Runtime, Who, needs, programme_id_for
 from treu.api.ratelimit import rate_limited
-from treu.api.schemas import BalancesRead, MemberSummaryRead, PosScanCreate, VoucherRead
+from treu.api.routers.activities import activity_read, purchase_of
+from treu.api.routers.rewards import IdempotencyKey
+from treu.api.schemas import (
+    BalancesRead,
+    MemberSummaryRead,
+    PosPurchaseCreate,
+    PosPurchaseRead,
+    PosRedeemCreate,
+    PosRedemptionRead,
+    PosScanCreate,
+    RedemptionRead,
+    VoucherRead,
+)
 from treu.auth.member_login import member_id_of_qr_token
 from treu.auth.model import Permission as P
 from treu.auth.model import Principal
 from treu.auth.tokens import is_qr_token
 from treu.errors import ErrorCode, InvalidInput
 from treu.ledger.service import get_balances
-from treu.members.service import find_member
+from treu.members.model import Member
+from treu.members.service import find_member, get_member
 from treu.rewards.model import VoucherStatus
-from treu.rewards.service import list_vouchers
+from treu.rewards.service import RedemptionResult, consume_voucher, list_vouchers, redeem_reward
 from treu.storage.uow import UnitOfWork
 
 router = APIRouter(prefix="/v1/pos", tags=["pos"])
@@ -30,27 +45,107 @@ def scan(rt: Rt, who: Who, body: PosScanCreate) -> MemberSummaryRead:
     the vouchers usable now. Changes nothing."""
 
     def go(uow: UnitOfWork) -> MemberSummaryRead:
-        programme_id = _programme(uow, who, body.programme)
-        reference = _reference(uow, rt, who, body.token)
-        member = find_member(uow, programme_id=programme_id, reference=reference)
-        balances = get_balances(uow, tenant_id=who.tenant_id, member_id=member.id)
-        now = uow.now()
-        usable = [
-            v
-            for v in list_vouchers(uow, tenant_id=who.tenant_id, member_id=member.id)
-            if v.status is VoucherStatus.ISSUED and (v.expires_at is None or now < v.expires_at)
-        ]
-        usable.sort(key=lambda v: (v.expires_at or datetime.max.replace(tzinfo=UTC), v.id))
-        return MemberSummaryRead(
-            member_id=member.id,
-            programme_id=member.programme_id,
-            name=member.name,
-            status=member.status.value,
-            balances=BalancesRead.of(member.id, balances),
-            vouchers=[VoucherRead.of(v) for v in usable],
-        )
+        return _summary(uow, who, _scanned(uow, rt, who, body.token, body.programme))
 
     return rt.read(go)
+
+
+@router.post("/purchases", status_code=201, dependencies=[needs(P.PURCHASES_WRITE)])
+def purchase(rt: Rt, who: Who, body: PosPurchaseCreate, response: Response) -> PosPurchaseRead:
+    """Scan and purchase in one call: the purchase is recorded for the member behind ``token``
+    (a guest purchase without one), and the answer is what the till shows next — the points
+    and why, and the member's balances and usable vouchers after it."""
+
+    def go(uow: UnitOfWork) -> tuple[ActivityResult, str | None]:
+        programme_id = _programme(uow, who, body.programme)
+        member_id = None
+        if body.token is not None:
+            member_id = _scanned(uow, rt, who, body.token, body.programme).id
+        result = record_purchase(
+            uow, programme_id=programme_id, purchase=purchase_of(who, body), member=member_id
+        )
+        return result, member_id
+
+    result, member_id = rt.write(go)
+    summary = None
+    if member_id is not None:
+        summary = rt.read(
+            lambda uow: _summary(uow, who, get_member(uow, member_id, tenant_id=who.tenant_id))
+        )
+    return PosPurchaseRead(activity=activity_read(result, response), member=summary)
+
+
+@router.post("/redemptions", status_code=201, dependencies=[needs(P.REDEEM), rate_limited("scans")])
+def redeem(
+    rt: Rt,
+    who: Who,
+    body: PosRedeemCreate,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> PosRedemptionRead:
+    """Scan, redeem and use in one call: the member behind ``token`` spends points on
+    ``reward`` and the voucher is used at this till at once. With the same ``Idempotency-Key``
+    a retry answers the first result."""
+    key = idempotency_key or f"pos-{uuid.uuid4()}"
+
+    def go(uow: UnitOfWork) -> tuple[RedemptionResult, str]:
+        member = _scanned(uow, rt, who, body.token, body.programme)
+        result = redeem_reward(
+            uow,
+            tenant_id=who.tenant_id,
+            member_id=member.id,
+            reward_key=body.reward,
+            idempotency_key=key,
+        )
+        return result, member.id
+
+    result, member_id = rt.write(go)
+    voucher = result.voucher
+    if voucher.status is VoucherStatus.ISSUED:  # a replay finds it used already
+        voucher = rt.write(
+            lambda uow: consume_voucher(
+                uow, tenant_id=who.tenant_id, code=result.voucher.code, store_id=who.store_id
+            )
+        )
+    if result.replayed:
+        response.status_code = 200
+    summary = rt.read(
+        lambda uow: _summary(uow, who, get_member(uow, member_id, tenant_id=who.tenant_id))
+    )
+    redemption = RedemptionRead(
+        id=result.redemption_id,
+        points=result.points,
+        voucher=VoucherRead.of(voucher),
+        replayed=result.replayed,
+    )
+    return PosRedemptionRead(redemption=redemption, member=summary)
+
+
+def _scanned(
+    uow: UnitOfWork, rt: Runtime, who: Principal, token: str, programme: str | None
+) -> Member:
+    programme_id = _programme(uow, who, programme)
+    reference = _reference(uow, rt, who, token)
+    return find_member(uow, programme_id=programme_id, reference=reference)
+
+
+def _summary(uow: UnitOfWork, who: Principal, member: Member) -> MemberSummaryRead:
+    balances = get_balances(uow, tenant_id=who.tenant_id, member_id=member.id)
+    now = uow.now()
+    usable = [
+        v
+        for v in list_vouchers(uow, tenant_id=who.tenant_id, member_id=member.id)
+        if v.status is VoucherStatus.ISSUED and (v.expires_at is None or now < v.expires_at)
+    ]
+    usable.sort(key=lambda v: (v.expires_at or datetime.max.replace(tzinfo=UTC), v.id))
+    return MemberSummaryRead(
+        member_id=member.id,
+        programme_id=member.programme_id,
+        name=member.name,
+        status=member.status.value,
+        balances=BalancesRead.of(member.id, balances),
+        vouchers=[VoucherRead.of(v) for v in usable],
+    )
 
 
 def _programme(uow: UnitOfWork, who: Principal, key: str | None) -> str:
