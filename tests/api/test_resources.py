@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import time
+from datetime import UTC, datetime
 
 from api_support import Tenant, document
 
@@ -233,3 +234,38 @@ def test_support_merges_two_sign_ups_then_the_member_exports_and_erases_her_data
     after = shop.get(f"/v1/members/{card['id']}").json()
     assert (after["status"], after["name"], after["identifiers"]) == ("erased", None, {})
     assert shop.post("/v1/ledger/verify").json()["ok"] is True
+
+
+def test_lists_filter_by_creation_time(shop: Tenant) -> None:
+    early = shop.enrol("early@example.org")
+    time.sleep(0.005)
+    cut = datetime.now(UTC)
+    time.sleep(0.005)
+    late = shop.enrol("late@example.org")
+    members = f"/v1/programmes/{shop.programme}/members"
+
+    def ids(**params: str) -> list[str]:
+        r = shop.get(members, params=params)
+        assert r.status_code == 200, r.text
+        return [m["id"] for m in r.json()["data"]]
+
+    assert ids(created_gte=cut.isoformat()) == [late["id"]]
+    assert ids(created_lt=cut.isoformat()) == [early["id"]]
+    assert ids(created_gte=cut.isoformat(), created_lt=cut.isoformat()) == []
+    # a time without its offset is ambiguous: refused
+    naive = shop.get(members, params={"created_gte": "2026-03-01T10:00:00"})
+    assert (naive.status_code, naive.json()["code"]) == (422, "validation_error")
+    # the same filter on lists read whole: a member's history
+    assert shop.buy(late["id"], "10.00").status_code == 201
+    history = f"/v1/members/{late['id']}/history"
+    assert len(shop.get(history, params={"created_gte": cut.isoformat()}).json()["data"]) == 1
+    assert shop.get(history, params={"created_lt": cut.isoformat()}).json()["data"] == []
+
+
+def test_a_creation_window_before_1970_is_empty_not_an_error(shop: Tenant) -> None:
+    mia = shop.enrol("old@example.org")
+    history = f"/v1/members/{mia['id']}/history"
+    r = shop.get(history, params={"created_lt": "1969-01-01T00:00:00Z"})
+    assert (r.status_code, r.json()["data"]) == (200, [])
+    r = shop.get(history, params={"created_gte": "1969-01-01T00:00:00Z"})
+    assert r.status_code == 200

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from treu.ids import PREFIXES
 from treu.members.tables import members
 from treu.programmes.tables import programmes
 from treu.storage.uow import UnitOfWork
@@ -49,8 +50,14 @@ def programmes_of(
 
 
 def member_ids(
-    uow: UnitOfWork, *, programme_id: str, starting_after: str | None, limit: int
+    uow: UnitOfWork,
+    *,
+    programme_id: str,
+    starting_after: str | None,
+    limit: int,
+    enrolled: tuple[str | None, str | None] = (None, None),
 ) -> list[str]:
+    """``enrolled``: (lowest, highest) ULID of the ids wanted, from ``Created.bounds``."""
     query = (
         select(members.c.id)
         .where(members.c.programme_id == programme_id)
@@ -59,4 +66,9 @@ def member_ids(
     )
     if starting_after is not None:
         query = query.where(members.c.id > starting_after)
+    low, high = enrolled
+    if low is not None:
+        query = query.where(members.c.id >= f"{PREFIXES['member']}_{low}")
+    if high is not None:
+        query = query.where(members.c.id < f"{PREFIXES['member']}_{high}")
     return [str(i) for i in uow.conn.execute(query).scalars()]

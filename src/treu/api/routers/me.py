@@ -8,7 +8,7 @@ from datetime import timedelta
 from fastapi import APIRouter, Request
 
 from treu.api.deps import Rt, Who, member_for, needs, public
-from treu.api.pagination import Limit, StartingAfter, after
+from treu.api.pagination import CreatedIn, Limit, StartingAfter, after
 from treu.api.ratelimit import check_login
 from treu.api.schemas import (
     BalancesRead,
@@ -99,26 +99,38 @@ def balances(rt: Rt, who: Who) -> BalancesRead:
 
 @router.get("/history", dependencies=[needs(P.ME_READ)])
 def history(
-    rt: Rt, who: Who, limit: Limit = 20, starting_after: StartingAfter = None
+    rt: Rt, who: Who, created: CreatedIn, limit: Limit = 20, starting_after: StartingAfter = None
 ) -> Page[HistoryEntryRead]:
     def go(uow: UnitOfWork) -> list[HistoryEntryRead]:
         member = member_for(uow, who, _me(who))
         entries = member_history(uow, tenant_id=who.tenant_id, member_id=member.id)
         return [HistoryEntryRead.of(e) for e in entries]
 
-    return after(rt.read(go), starting_after=starting_after, limit=limit, id_of=lambda e: e.id)
+    return after(
+        rt.read(go),
+        starting_after=starting_after,
+        limit=limit,
+        id_of=lambda e: e.id,
+        created=created,
+    )
 
 
 @router.get("/vouchers", dependencies=[needs(P.ME_READ)])
 def vouchers(
-    rt: Rt, who: Who, limit: Limit = 20, starting_after: StartingAfter = None
+    rt: Rt, who: Who, created: CreatedIn, limit: Limit = 20, starting_after: StartingAfter = None
 ) -> Page[VoucherRead]:
     def go(uow: UnitOfWork) -> list[VoucherRead]:
         member = member_for(uow, who, _me(who))
         found = list_vouchers(uow, tenant_id=who.tenant_id, member_id=member.id)
         return [VoucherRead.of(v) for v in found]
 
-    return after(rt.read(go), starting_after=starting_after, limit=limit, id_of=lambda v: v.id)
+    return after(
+        rt.read(go),
+        starting_after=starting_after,
+        limit=limit,
+        id_of=lambda v: v.id,
+        created=created,
+    )
 
 
 @router.post("/qr-token", dependencies=[needs(P.ME_QR_TOKEN)])

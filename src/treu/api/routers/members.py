@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from treu.api.deps import Rt, Who, actor, member_for, needs, programme_id_for
-from treu.api.pagination import Limit, StartingAfter, after, page
+from treu.api.pagination import CreatedIn, Limit, StartingAfter, after, page
 from treu.api.queries import member_ids
 from treu.api.ratelimit import rate_limited
 from treu.api.schemas import (
@@ -58,11 +58,25 @@ def enrol(rt: Rt, who: Who, programme: str, body: MemberCreate) -> MemberRead:
 
 @programme_router.get("", dependencies=[needs(P.MEMBERS_LIST)])
 def list_members(
-    rt: Rt, who: Who, programme: str, limit: Limit = 20, starting_after: StartingAfter = None
+    rt: Rt,
+    who: Who,
+    programme: str,
+    created: CreatedIn,
+    limit: Limit = 20,
+    starting_after: StartingAfter = None,
 ) -> Page[MemberRead]:
+    """The programme's members in order of enrolment; ``created_gte``/``created_lt`` filter
+    by enrolment time."""
+
     def go(uow: UnitOfWork) -> list[MemberRead]:
         pid = programme_id_for(uow, who, programme)
-        ids = member_ids(uow, programme_id=pid, starting_after=starting_after, limit=limit + 1)
+        ids = member_ids(
+            uow,
+            programme_id=pid,
+            starting_after=starting_after,
+            limit=limit + 1,
+            enrolled=created.bounds(),
+        )
         return [MemberRead.of(member_for(uow, who, i)) for i in ids]
 
     return page(rt.read(go), limit=limit, id_of=lambda m: m.id)
@@ -199,7 +213,12 @@ def balances(rt: Rt, who: Who, member_id: str) -> BalancesRead:
 
 @router.get("/{member_id}/history", dependencies=[needs(P.MEMBERS_READ)])
 def history(
-    rt: Rt, who: Who, member_id: str, limit: Limit = 20, starting_after: StartingAfter = None
+    rt: Rt,
+    who: Who,
+    member_id: str,
+    created: CreatedIn,
+    limit: Limit = 20,
+    starting_after: StartingAfter = None,
 ) -> Page[HistoryEntryRead]:
     """Every change of the member's points, oldest first, with the reasons behind it."""
 
@@ -209,7 +228,9 @@ def history(
         return [HistoryEntryRead.of(e) for e in entries]
 
     entries = rt.read(go)
-    return after(entries, starting_after=starting_after, limit=limit, id_of=lambda e: e.id)
+    return after(
+        entries, starting_after=starting_after, limit=limit, id_of=lambda e: e.id, created=created
+    )
 
 
 @router.get("/{member_id}/lots", dependencies=[needs(P.MEMBERS_READ)])
@@ -217,6 +238,7 @@ def lots(
     rt: Rt,
     who: Who,
     member_id: str,
+    created: CreatedIn,
     limit: Limit = 20,
     starting_after: StartingAfter = None,
     open_only: bool = False,
@@ -226,16 +248,33 @@ def lots(
         found = list_lots(uow, tenant_id=who.tenant_id, member_id=member_id, open_only=open_only)
         return [LotRead.of(lot) for lot in found]
 
-    return after(rt.read(go), starting_after=starting_after, limit=limit, id_of=lambda x: x.id)
+    return after(
+        rt.read(go),
+        starting_after=starting_after,
+        limit=limit,
+        id_of=lambda x: x.id,
+        created=created,
+    )
 
 
 @router.get("/{member_id}/vouchers", dependencies=[needs(P.MEMBERS_READ)], tags=["vouchers"])
 def vouchers(
-    rt: Rt, who: Who, member_id: str, limit: Limit = 20, starting_after: StartingAfter = None
+    rt: Rt,
+    who: Who,
+    member_id: str,
+    created: CreatedIn,
+    limit: Limit = 20,
+    starting_after: StartingAfter = None,
 ) -> Page[VoucherRead]:
     def go(uow: UnitOfWork) -> list[VoucherRead]:
         member_for(uow, who, member_id)
         found = list_vouchers(uow, tenant_id=who.tenant_id, member_id=member_id)
         return [VoucherRead.of(v) for v in found]
 
-    return after(rt.read(go), starting_after=starting_after, limit=limit, id_of=lambda x: x.id)
+    return after(
+        rt.read(go),
+        starting_after=starting_after,
+        limit=limit,
+        id_of=lambda x: x.id,
+        created=created,
+    )
