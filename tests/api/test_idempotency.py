@@ -52,7 +52,7 @@ def test_a_key_still_in_flight_answers_409(shop: Tenant, engine: Engine) -> None
     with UnitOfWork(engine) as uow:  # a first request that has claimed the key and runs
         assert (
             idempotency.begin(
-                uow, api_key_id=key_id, tenant_id=shop.id, key="slow", fingerprint=fingerprint
+                uow, principal_id=key_id, tenant_id=shop.id, key="slow", fingerprint=fingerprint
             )
             is None
         )

@@ -99,3 +99,22 @@ def test_a_staff_session_of_one_tenant_sees_nothing_of_another(
     mia = shop.enrol("mia-foreign@example.org")
     r = shop.client.get(f"/v1/members/{mia['id']}", headers=session)
     assert (r.status_code, r.json()["code"]) == (404, "member_not_found")
+
+
+def test_an_idempotency_key_in_a_staff_session_replays_the_first_answer(
+    shop: Tenant, engine: Engine
+) -> None:
+    manager = bearer(staff_token(engine, shop, StaffRole.MANAGER, "idem-mgr@example.org"))
+    mia = shop.enrol("mia-idem@example.org")
+    adjust = f"/v1/members/{mia['id']}/adjustments"
+    body = {"points": 7, "reason": "Kulanz"}
+    first = shop.client.post(adjust, json=body, headers={**manager, "Idempotency-Key": "k-1"})
+    again = shop.client.post(adjust, json=body, headers={**manager, "Idempotency-Key": "k-1"})
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json() == first.json()
+    changed = shop.client.post(
+        adjust, json={**body, "points": 8}, headers={**manager, "Idempotency-Key": "k-1"}
+    )
+    assert (changed.status_code, changed.json()["code"]) == (422, "idempotency_key_reuse")
+    assert shop.get(f"/v1/members/{mia['id']}/balances").json()["available"] == 7

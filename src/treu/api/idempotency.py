@@ -1,7 +1,8 @@
 """``Idempotency-Key`` on every POST: the first response is stored and replayed.
 
 A pure ASGI middleware, because it must see the raw body (to notice the same key with a
-different request) and the finished response (to store it). Per API key and idempotency key:
+different request) and the finished response (to store it). Per principal (API key, staff user or
+member) and idempotency key:
 
 - first request: claim the key, run, store the response (24 h), answer;
 - same key, same request, finished: the stored response again, with ``Idempotent-Replayed: true``;
@@ -10,8 +11,7 @@ different request) and the finished response (to store it). Per API key and idem
 
 Server errors (5xx) and rate-limit refusals (429) are not stored: the key is released so that a
 retry runs the request again.
-A request without valid credentials passes through untouched (the route answers 401), and so
-does one with a staff session or a member token (records are kept per API key).
+A request without valid credentials passes through untouched (the route answers 401).
 """
 
 from __future__ import annotations
@@ -64,9 +64,6 @@ class IdempotencyMiddleware:
             await self.app(scope, receive, send)
             return
         scope.setdefault("state", {})["principal"] = who
-        if not who.is_api_key:  # stored per API key; staff sessions and members: not yet
-            await self.app(scope, receive, send)
-            return
         body, receive = await _buffer(receive)
         fingerprint = _fingerprint(scope, body)
         try:
@@ -74,7 +71,7 @@ class IdempotencyMiddleware:
                 rt.write,
                 lambda uow: idempotency.begin(
                     uow,
-                    api_key_id=who.key_id,
+                    principal_id=who.key_id,
                     tenant_id=who.tenant_id,
                     key=key,
                     fingerprint=fingerprint,
@@ -97,7 +94,7 @@ class IdempotencyMiddleware:
             messages.append(message)
 
         def release() -> None:
-            rt.write(lambda uow: idempotency.release(uow, api_key_id=key_id, key=key))
+            rt.write(lambda uow: idempotency.release(uow, principal_id=key_id, key=key))
 
         try:
             await self.app(scope, receive, capture)
@@ -117,7 +114,7 @@ class IdempotencyMiddleware:
             await run_in_threadpool(
                 rt.write,
                 lambda uow: idempotency.complete(
-                    uow, api_key_id=key_id, key=key, response=response
+                    uow, principal_id=key_id, key=key, response=response
                 ),
             )
         # Sent only once stored: a client that retries at once finds the stored response.

@@ -35,26 +35,26 @@ class StoredResponse:
     body: bytes
 
 
-_COLUMNS = ("api_key_id", "key", "tenant_id", "fingerprint", "created_at")
+_COLUMNS = ("principal_id", "key", "tenant_id", "fingerprint", "created_at")
 _INSERT = insert_or_skip(
-    idempotency_records, _COLUMNS, conflict=("api_key_id", "key"), returning="key"
+    idempotency_records, _COLUMNS, conflict=("principal_id", "key"), returning="key"
 )
 
 
 def begin(
-    uow: UnitOfWork, *, api_key_id: str, tenant_id: str, key: str, fingerprint: str
+    uow: UnitOfWork, *, principal_id: str, tenant_id: str, key: str, fingerprint: str
 ) -> StoredResponse | None:
     """Claim ``key`` for a request with ``fingerprint``, or say why not (and commit)."""
     now = uow.now()
-    row = _read(uow, api_key_id, key)
+    row = _read(uow, principal_id, key)
     if row is not None and (
         row.created_at <= now - TTL or (row.status_code is None and row.created_at <= now - STALE)
     ):
-        uow.conn.execute(delete(idempotency_records).where(_this(api_key_id, key)))
+        uow.conn.execute(delete(idempotency_records).where(_this(principal_id, key)))
         row = None
     if row is None:
         values = {
-            "api_key_id": api_key_id,
+            "principal_id": principal_id,
             "key": key,
             "tenant_id": tenant_id,
             "fingerprint": fingerprint,
@@ -63,7 +63,7 @@ def begin(
         if uow.conn.execute(_INSERT, values).scalar() is not None:
             uow.commit()
             return None
-        row = _read(uow, api_key_id, key)  # a concurrent request claimed it a moment ago
+        row = _read(uow, principal_id, key)  # a concurrent request claimed it a moment ago
         assert row is not None
     uow.commit()
     if row.fingerprint != fingerprint:
@@ -81,10 +81,10 @@ def begin(
     )
 
 
-def complete(uow: UnitOfWork, *, api_key_id: str, key: str, response: StoredResponse) -> None:
+def complete(uow: UnitOfWork, *, principal_id: str, key: str, response: StoredResponse) -> None:
     uow.conn.execute(
         update(idempotency_records)
-        .where(_this(api_key_id, key))
+        .where(_this(principal_id, key))
         .values(
             status_code=response.status_code,
             headers=[list(h) for h in response.headers],
@@ -95,10 +95,10 @@ def complete(uow: UnitOfWork, *, api_key_id: str, key: str, response: StoredResp
     uow.commit()
 
 
-def release(uow: UnitOfWork, *, api_key_id: str, key: str) -> None:
+def release(uow: UnitOfWork, *, principal_id: str, key: str) -> None:
     uow.conn.execute(
         delete(idempotency_records).where(
-            _this(api_key_id, key), idempotency_records.c.status_code.is_(None)
+            _this(principal_id, key), idempotency_records.c.status_code.is_(None)
         )
     )
     uow.commit()
@@ -115,9 +115,11 @@ def purge(uow: UnitOfWork, *, before: datetime | None = None, tenant_id: str | N
     return int(done)
 
 
-def _this(api_key_id: str, key: str) -> ColumnElement[bool]:
-    return and_(idempotency_records.c.api_key_id == api_key_id, idempotency_records.c.key == key)
+def _this(principal_id: str, key: str) -> ColumnElement[bool]:
+    return and_(
+        idempotency_records.c.principal_id == principal_id, idempotency_records.c.key == key
+    )
 
 
-def _read(uow: UnitOfWork, api_key_id: str, key: str) -> Row[Any] | None:
-    return uow.conn.execute(select(idempotency_records).where(_this(api_key_id, key))).first()
+def _read(uow: UnitOfWork, principal_id: str, key: str) -> Row[Any] | None:
+    return uow.conn.execute(select(idempotency_records).where(_this(principal_id, key))).first()

@@ -41,7 +41,8 @@ api_keys = Table(
 idempotency_records = Table(
     "idempotency_records",
     metadata,
-    Column("api_key_id", ForeignKey("api_keys.id"), primary_key=True),
+    # whose request: an API key, a staff user or a member (ids are prefixed, never shared)
+    Column("principal_id", String(40), primary_key=True),
     Column("key", String(255), primary_key=True),
     Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
     Column("fingerprint", String(64), nullable=False),

@@ -52,7 +52,7 @@ def upgrade() -> None:
 
     op.create_table(
         "idempotency_records",
-        sa.Column("api_key_id", sa.String(length=40), nullable=False),
+        sa.Column("principal_id", sa.String(length=40), nullable=False),
         sa.Column("key", sa.String(length=255), nullable=False),
         sa.Column("tenant_id", sa.String(length=40), nullable=False),
         sa.Column("fingerprint", sa.String(length=64), nullable=False),
@@ -70,14 +70,9 @@ def upgrade() -> None:
             name=op.f("ck_idempotency_records_status_known"),
         ),
         sa.ForeignKeyConstraint(
-            ["api_key_id"],
-            ["api_keys.id"],
-            name=op.f("fk_idempotency_records_api_key_id_api_keys"),
-        ),
-        sa.ForeignKeyConstraint(
             ["tenant_id"], ["tenants.id"], name=op.f("fk_idempotency_records_tenant_id_tenants")
         ),
-        sa.PrimaryKeyConstraint("api_key_id", "key", name=op.f("pk_idempotency_records")),
+        sa.PrimaryKeyConstraint("principal_id", "key", name=op.f("pk_idempotency_records")),
     )
     with op.batch_alter_table("idempotency_records", schema=None) as batch_op:
         batch_op.create_index("ix_idempotency_records_created_at", ["created_at"], unique=False)
