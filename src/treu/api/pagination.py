@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import Annotated, Protocol, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import AwareDatetime
@@ -18,6 +18,14 @@ from ulid import ULID
 from treu.api.schemas import Page
 
 T = TypeVar("T")
+
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+_Identified = TypeVar("_Identified", bound=_HasId)
 MAX_LIMIT = 100
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (1–100)")]
@@ -72,6 +80,35 @@ def page(items: Sequence[T], *, limit: int, id_of: Callable[[T], str]) -> Page[T
     data = list(items[:limit])
     more = len(items) > limit
     return Page[T](data=data, has_more=more, next_starting_after=id_of(data[-1]) if more else None)
+
+
+@dataclass(frozen=True)
+class Window:
+    """What a list request asks for: a page (``limit``, ``starting_after``) of the objects
+    created in a time window (``created_gte``, ``created_lt``)."""
+
+    limit: int
+    starting_after: str | None
+    created: Created
+
+    def of(self, items: Sequence[_Identified]) -> Page[_Identified]:
+        """The page of a list a service returned whole."""
+        return after(
+            items,
+            starting_after=self.starting_after,
+            limit=self.limit,
+            id_of=lambda item: item.id,
+            created=self.created,
+        )
+
+
+def list_window(
+    created: CreatedIn, limit: Limit = 20, starting_after: StartingAfter = None
+) -> Window:
+    return Window(limit, starting_after, created)
+
+
+WindowIn = Annotated[Window, Depends(list_window)]
 
 
 def after(

@@ -7,7 +7,7 @@ from datetime import timedelta
 from fastapi import APIRouter
 
 from treu.api.deps import Rt, Who, needs, programme_id_for
-from treu.api.pagination import Limit, StartingAfter, after
+from treu.api.pagination import WindowIn
 from treu.api.queries import programmes_of
 from treu.api.schemas import (
     ApiKeyCreate,
@@ -67,12 +67,10 @@ def nightly(rt: Rt, who: Who, body: NightlyRunCreate) -> NightlyRunRead:
 
 
 @router.get("/api-keys", dependencies=[needs(P.API_KEYS_MANAGE)], tags=["api keys"])
-def list_keys(
-    rt: Rt, who: Who, limit: Limit = 20, starting_after: StartingAfter = None
-) -> Page[ApiKeyRead]:
+def list_keys(rt: Rt, who: Who, window: WindowIn) -> Page[ApiKeyRead]:
     keys = rt.read(lambda uow: list_api_keys(uow, tenant_id=who.tenant_id))
     data = [ApiKeyRead.of(k) for k in keys]
-    return after(data, starting_after=starting_after, limit=limit, id_of=lambda k: k.id)
+    return window.of(data)
 
 
 @router.post(

@@ -8,8 +8,9 @@ from datetime import timedelta
 from fastapi import APIRouter, Request
 
 from treu.api.deps import Rt, Who, member_for, needs, public
-from treu.api.pagination import CreatedIn, Limit, StartingAfter, after
+from treu.api.pagination import WindowIn
 from treu.api.ratelimit import check_login
+from treu.api.routers.members import history_page, vouchers_page
 from treu.api.schemas import (
     BalancesRead,
     HistoryEntryRead,
@@ -28,9 +29,8 @@ from treu.auth.model import Principal
 from treu.auth.tokens import LOGIN_CODE_TTL, QR_STEP
 from treu.config import get_settings
 from treu.errors import ErrorCode, Forbidden, InvalidInput, NotFound
-from treu.ledger.service import get_balances, member_history
+from treu.ledger.service import get_balances
 from treu.programmes.service import find_programme_id, get_tenant, load_programme
-from treu.rewards.service import list_vouchers
 from treu.storage.uow import UnitOfWork
 
 auth_router = APIRouter(prefix="/v1/member-auth", tags=["member log-in"])
@@ -98,39 +98,13 @@ def balances(rt: Rt, who: Who) -> BalancesRead:
 
 
 @router.get("/history", dependencies=[needs(P.ME_READ)])
-def history(
-    rt: Rt, who: Who, created: CreatedIn, limit: Limit = 20, starting_after: StartingAfter = None
-) -> Page[HistoryEntryRead]:
-    def go(uow: UnitOfWork) -> list[HistoryEntryRead]:
-        member = member_for(uow, who, _me(who))
-        entries = member_history(uow, tenant_id=who.tenant_id, member_id=member.id)
-        return [HistoryEntryRead.of(e) for e in entries]
-
-    return after(
-        rt.read(go),
-        starting_after=starting_after,
-        limit=limit,
-        id_of=lambda e: e.id,
-        created=created,
-    )
+def history(rt: Rt, who: Who, window: WindowIn) -> Page[HistoryEntryRead]:
+    return history_page(rt, who, _me(who), window)
 
 
 @router.get("/vouchers", dependencies=[needs(P.ME_READ)])
-def vouchers(
-    rt: Rt, who: Who, created: CreatedIn, limit: Limit = 20, starting_after: StartingAfter = None
-) -> Page[VoucherRead]:
-    def go(uow: UnitOfWork) -> list[VoucherRead]:
-        member = member_for(uow, who, _me(who))
-        found = list_vouchers(uow, tenant_id=who.tenant_id, member_id=member.id)
-        return [VoucherRead.of(v) for v in found]
-
-    return after(
-        rt.read(go),
-        starting_after=starting_after,
-        limit=limit,
-        id_of=lambda v: v.id,
-        created=created,
-    )
+def vouchers(rt: Rt, who: Who, window: WindowIn) -> Page[VoucherRead]:
+    return vouchers_page(rt, who, _me(who), window)
 
 
 @router.post("/qr-token", dependencies=[needs(P.ME_QR_TOKEN)])

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from treu.api.deps import Rt, Who, actor, member_for, needs, programme_id_for
-from treu.api.pagination import CreatedIn, Limit, StartingAfter, after, page
+from treu.api.pagination import Window, WindowIn, page
 from treu.api.queries import member_ids
 from treu.api.ratelimit import rate_limited
 from treu.api.schemas import (
@@ -57,14 +57,7 @@ def enrol(rt: Rt, who: Who, programme: str, body: MemberCreate) -> MemberRead:
 
 
 @programme_router.get("", dependencies=[needs(P.MEMBERS_LIST)])
-def list_members(
-    rt: Rt,
-    who: Who,
-    programme: str,
-    created: CreatedIn,
-    limit: Limit = 20,
-    starting_after: StartingAfter = None,
-) -> Page[MemberRead]:
+def list_members(rt: Rt, who: Who, programme: str, window: WindowIn) -> Page[MemberRead]:
     """The programme's members in order of enrolment; ``created_gte``/``created_lt`` filter
     by enrolment time."""
 
@@ -73,13 +66,13 @@ def list_members(
         ids = member_ids(
             uow,
             programme_id=pid,
-            starting_after=starting_after,
-            limit=limit + 1,
-            enrolled=created.bounds(),
+            starting_after=window.starting_after,
+            limit=window.limit + 1,
+            enrolled=window.created.bounds(),
         )
         return [MemberRead.of(member_for(uow, who, i)) for i in ids]
 
-    return page(rt.read(go), limit=limit, id_of=lambda m: m.id)
+    return page(rt.read(go), limit=window.limit, id_of=lambda m: m.id)
 
 
 @programme_router.get("/lookup", dependencies=[needs(P.MEMBERS_LOOKUP), rate_limited("lookups")])
@@ -212,69 +205,45 @@ def balances(rt: Rt, who: Who, member_id: str) -> BalancesRead:
 
 
 @router.get("/{member_id}/history", dependencies=[needs(P.MEMBERS_READ)])
-def history(
-    rt: Rt,
-    who: Who,
-    member_id: str,
-    created: CreatedIn,
-    limit: Limit = 20,
-    starting_after: StartingAfter = None,
-) -> Page[HistoryEntryRead]:
+def history(rt: Rt, who: Who, member_id: str, window: WindowIn) -> Page[HistoryEntryRead]:
     """Every change of the member's points, oldest first, with the reasons behind it."""
-
-    def go(uow: UnitOfWork) -> list[HistoryEntryRead]:
-        member_for(uow, who, member_id)
-        entries = member_history(uow, tenant_id=who.tenant_id, member_id=member_id)
-        return [HistoryEntryRead.of(e) for e in entries]
-
-    entries = rt.read(go)
-    return after(
-        entries, starting_after=starting_after, limit=limit, id_of=lambda e: e.id, created=created
-    )
+    return history_page(rt, who, member_id, window)
 
 
 @router.get("/{member_id}/lots", dependencies=[needs(P.MEMBERS_READ)])
 def lots(
-    rt: Rt,
-    who: Who,
-    member_id: str,
-    created: CreatedIn,
-    limit: Limit = 20,
-    starting_after: StartingAfter = None,
-    open_only: bool = False,
+    rt: Rt, who: Who, member_id: str, window: WindowIn, open_only: bool = False
 ) -> Page[LotRead]:
     def go(uow: UnitOfWork) -> list[LotRead]:
         member_for(uow, who, member_id)
         found = list_lots(uow, tenant_id=who.tenant_id, member_id=member_id, open_only=open_only)
         return [LotRead.of(lot) for lot in found]
 
-    return after(
-        rt.read(go),
-        starting_after=starting_after,
-        limit=limit,
-        id_of=lambda x: x.id,
-        created=created,
-    )
+    return window.of(rt.read(go))
 
 
 @router.get("/{member_id}/vouchers", dependencies=[needs(P.MEMBERS_READ)], tags=["vouchers"])
-def vouchers(
-    rt: Rt,
-    who: Who,
-    member_id: str,
-    created: CreatedIn,
-    limit: Limit = 20,
-    starting_after: StartingAfter = None,
-) -> Page[VoucherRead]:
+def vouchers(rt: Rt, who: Who, member_id: str, window: WindowIn) -> Page[VoucherRead]:
+    return vouchers_page(rt, who, member_id, window)
+
+
+def history_page(rt: Rt, who: Who, member_id: str, window: Window) -> Page[HistoryEntryRead]:
+    """A member's history (also the member's own, ``/v1/me/history``)."""
+
+    def go(uow: UnitOfWork) -> list[HistoryEntryRead]:
+        member_for(uow, who, member_id)
+        entries = member_history(uow, tenant_id=who.tenant_id, member_id=member_id)
+        return [HistoryEntryRead.of(e) for e in entries]
+
+    return window.of(rt.read(go))
+
+
+def vouchers_page(rt: Rt, who: Who, member_id: str, window: Window) -> Page[VoucherRead]:
+    """A member's vouchers (also the member's own, ``/v1/me/vouchers``)."""
+
     def go(uow: UnitOfWork) -> list[VoucherRead]:
         member_for(uow, who, member_id)
         found = list_vouchers(uow, tenant_id=who.tenant_id, member_id=member_id)
         return [VoucherRead.of(v) for v in found]
 
-    return after(
-        rt.read(go),
-        starting_after=starting_after,
-        limit=limit,
-        id_of=lambda x: x.id,
-        created=created,
-    )
+    return window.of(rt.read(go))

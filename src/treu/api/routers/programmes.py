@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Response
 
 from treu.api.deps import Rt, Who, needs, programme_id_for
-from treu.api.pagination import Limit, StartingAfter, after, page
+from treu.api.pagination import Limit, StartingAfter, WindowIn, page
 from treu.api.queries import programmes_of
 from treu.api.schemas import Page, ProgrammeApplied, ProgrammeRead, RewardRead, StoreRead
 from treu.auth.model import Permission as P
@@ -93,9 +93,7 @@ def get_programme(rt: Rt, who: Who, programme: str) -> ProgrammeRead:
 
 
 @router.get("/{programme}/stores", dependencies=[needs(P.PROGRAMMES_READ)])
-def list_stores(
-    rt: Rt, who: Who, programme: str, limit: Limit = 20, starting_after: StartingAfter = None
-) -> Page[StoreRead]:
+def list_stores(rt: Rt, who: Who, programme: str, window: WindowIn) -> Page[StoreRead]:
     def go(uow: UnitOfWork) -> list[StoreRead]:
         pid = programme_id_for(uow, who, programme)
         ids = store_ids(uow, pid)
@@ -105,14 +103,11 @@ def list_stores(
             if s.key in ids
         ]
 
-    stores = rt.read(go)
-    return after(stores, starting_after=starting_after, limit=limit, id_of=lambda s: s.id)
+    return window.of(rt.read(go))
 
 
 @router.get("/{programme}/rewards", dependencies=[needs(P.REWARDS_READ)], tags=["rewards"])
-def list_catalogue(
-    rt: Rt, who: Who, programme: str, limit: Limit = 20, starting_after: StartingAfter = None
-) -> Page[RewardRead]:
+def list_catalogue(rt: Rt, who: Who, programme: str, window: WindowIn) -> Page[RewardRead]:
     """The rewards on offer now (paged in id order; sort by ``cost`` on your side)."""
 
     def go(uow: UnitOfWork) -> list[RewardRead]:
@@ -120,5 +115,4 @@ def list_catalogue(
         currency = load_programme(uow, pid).currency
         return [RewardRead.of(r, currency) for r in list_rewards(uow, programme_id=pid)]
 
-    rewards = rt.read(go)
-    return after(rewards, starting_after=starting_after, limit=limit, id_of=lambda r: r.id)
+    return window.of(rt.read(go))

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from treu.api.deps import Rt, Who, needs
-from treu.api.pagination import Limit, StartingAfter, after, page
+from treu.api.pagination import Limit, StartingAfter, WindowIn, page
 from treu.api.schemas import (
     Page,
     WebhookDeliveryRead,
@@ -54,12 +54,10 @@ def create(rt: Rt, who: Who, body: WebhookEndpointCreate) -> WebhookEndpointRead
 
 
 @router.get("", dependencies=MANAGE)
-def list_all(
-    rt: Rt, who: Who, limit: Limit = 20, starting_after: StartingAfter = None
-) -> Page[WebhookEndpointRead]:
+def list_all(rt: Rt, who: Who, window: WindowIn) -> Page[WebhookEndpointRead]:
     found = rt.read(lambda uow: list_webhook_endpoints(uow, tenant_id=who.tenant_id))
     data = [WebhookEndpointRead.of(e) for e in found]
-    return after(data, starting_after=starting_after, limit=limit, id_of=lambda e: e.id)
+    return window.of(data)
 
 
 @router.get("/{endpoint_id}", dependencies=MANAGE)
