@@ -124,3 +124,30 @@ def test_a_till_rings_up_and_redeems_for_a_scanned_card_in_one_call_each(shop: T
     short = shop.post("/v1/pos/redemptions", {"token": "2024-0001", "reward": "kaffee"}, who="pos")
     assert (short.status_code, short.json()["code"]) == (422, "insufficient_points")
     assert shop.get(f"/v1/members/{jan['id']}/balances").json()["available"] == 15
+
+
+def test_a_retried_till_redemption_redeems_once(shop: Tenant) -> None:
+    ole = shop.enrol(name="Ole", identifiers={"card": "2024-0002", "email": "ole@example.org"})
+    assert shop.buy(ole["id"], "70.00").status_code == 201
+    body = {"token": "2024-0002", "reward": "kaffee"}
+    first = shop.post("/v1/pos/redemptions", body, who="pos", **{"Idempotency-Key": "t-9"})
+    again = shop.post("/v1/pos/redemptions", body, who="pos", **{"Idempotency-Key": "t-9"})
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json() == first.json()
+    assert shop.get(f"/v1/members/{ole['id']}/balances").json()["available"] == 70 - 30
+    # the same key for another reward is a different request: refused, nothing spent
+    other = shop.post(
+        "/v1/pos/redemptions", {**body, "reward": "kuchen"}, who="pos", **{"Idempotency-Key": "t-9"}
+    )
+    assert (other.status_code, other.json()["code"]) == (422, "idempotency_key_reuse")
+    assert shop.get(f"/v1/members/{ole['id']}/balances").json()["available"] == 40
+
+
+def test_a_foreign_or_unknown_member_cannot_be_merged_in(
+    shop: Tenant, new_tenant: Callable[[], Tenant]
+) -> None:
+    stranger = new_tenant().enrol("stranger@example.org")
+    mine = shop.enrol("mine@example.org")
+    for merge in (stranger["id"], "mbr_01J0000000000000000000000"):
+        r = shop.post(f"/v1/members/{mine['id']}/merge", {"merge": merge})
+        assert (r.status_code, r.json()["code"]) == (404, "member_not_found")
