@@ -54,8 +54,8 @@ from treu.activities.model import LineIn, PurchaseIn
 from treu.activities.service import record_purchase, record_purchases
 from treu.ids import new_id
 from treu.ledger.verify import verify_ledger
+from treu.members.enrolment import enrol_member
 from treu.members.model import IdentifierKind
-from treu.members.service import enrol_member
 from treu.programmes.service import apply_programme, create_tenant
 from treu.storage.engine import make_engine
 from treu.storage.migrate import upgrade

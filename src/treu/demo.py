@@ -27,8 +27,8 @@ from treu.errors import TreuError
 from treu.jobs.nightly import run_nightly
 from treu.ledger.service import get_balances
 from treu.ledger.verify import verify_ledger
+from treu.members.enrolment import enrol_member
 from treu.members.model import Channel, IdentifierKind
-from treu.members.service import enrol_member
 from treu.members.tables import members as members_table
 from treu.programmes.service import apply_programme, create_tenant, find_programme_id, find_tenant
 from treu.rewards.service import consume_voucher, redeem_reward

@@ -54,6 +54,8 @@ class ErrorCode(StrEnum):
     DUPLICATE_STAFF_USER = "duplicate_staff_user"
     # Rejected
     INSUFFICIENT_POINTS = "insufficient_points"
+    INSUFFICIENT_STAMPS = "insufficient_stamps"
+    INSUFFICIENT_FUNDS = "insufficient_funds"  # wallet money (store credit, gift card)
     OUT_OF_STOCK = "out_of_stock"
     REWARD_NOT_ELIGIBLE = "reward_not_eligible"
     REWARD_UNAVAILABLE = "reward_unavailable"

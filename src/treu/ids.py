@@ -32,6 +32,7 @@ PREFIXES = {
     "webhook_delivery": "whd",
     "webhook_attempt": "wha",
     "staff_user": "stf",
+    "effect": "eff",
 }
 
 

@@ -29,8 +29,8 @@ from treu.errors import ErrorCode, TreuError
 from treu.ledger.model import Balances
 from treu.ledger.service import adjust_points, get_balances, hold_points
 from treu.ledger.verify import verify_ledger
+from treu.members.enrolment import enrol_member
 from treu.members.model import IdentifierKind
-from treu.members.service import enrol_member
 from treu.programmes.service import apply_programme, create_tenant
 from treu.rewards.model import VoucherStatus
 from treu.rewards.service import (

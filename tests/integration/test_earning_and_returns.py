@@ -31,8 +31,9 @@ from treu.ledger.service import (
     void_hold,
 )
 from treu.ledger.verify import verify_ledger
+from treu.members.enrolment import enrol_member
 from treu.members.model import IdentifierKind
-from treu.members.service import enrol_member, set_blocked, update_profile
+from treu.members.service import set_blocked, update_profile
 from treu.outbox.service import list_events
 from treu.programmes.service import Tenant, apply_programme
 from treu.rewards.service import (

@@ -13,11 +13,11 @@ from treu.clock import FixedClock
 from treu.errors import ErrorCode, TreuError
 from treu.ledger.service import get_balances
 from treu.ledger.verify import verify_ledger
+from treu.members.enrolment import enrol_member
 from treu.members.merge import merge_members
 from treu.members.model import Channel, IdentifierKind, MemberStatus
 from treu.members.service import (
     consent_history,
-    enrol_member,
     find_member,
     get_member,
     record_consent,

@@ -16,8 +16,9 @@ from treu.errors import ErrorCode, TreuError
 from treu.jobs.nightly import run_nightly
 from treu.ledger.service import get_balances, hold_points
 from treu.ledger.verify import verify_ledger
+from treu.members.enrolment import enrol_member
 from treu.members.model import Channel, IdentifierKind, MemberStatus
-from treu.members.service import enrol_member, find_member, get_member
+from treu.members.service import find_member, get_member
 from treu.outbox.service import list_events
 from treu.privacy.service import EXPORT_FORMAT, erase_member, export_member
 from treu.programmes.service import Tenant, apply_programme

@@ -13,8 +13,9 @@ from treu.activities.service import ActivityResult, record_purchase, record_purc
 from treu.clock import FixedClock
 from treu.errors import ErrorCode, TreuError
 from treu.ledger.verify import verify_ledger
+from treu.members.enrolment import enrol_member
 from treu.members.model import IdentifierKind
-from treu.members.service import enrol_member, get_member, set_blocked
+from treu.members.service import get_member, set_blocked
 from treu.outbox.service import list_events
 from treu.programmes.service import Tenant, apply_programme
 from treu.storage.uow import UnitOfWork

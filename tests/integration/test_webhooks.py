@@ -25,8 +25,9 @@ import pytest
 from sqlalchemy import Engine, select
 
 from treu.clock import FixedClock
+from treu.members.enrolment import enrol_member
 from treu.members.model import IdentifierKind
-from treu.members.service import enrol_member, update_profile
+from treu.members.service import update_profile
 from treu.outbox.tables import outbox
 from treu.programmes.service import Tenant, apply_programme
 from treu.storage.uow import UnitOfWork

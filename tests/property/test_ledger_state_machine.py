@@ -57,8 +57,8 @@ from treu.ledger.service import (
 )
 from treu.ledger.tables import accounts, lots, transfers
 from treu.ledger.verify import verify_ledger
+from treu.members.enrolment import enrol_member
 from treu.members.model import IdentifierKind
-from treu.members.service import enrol_member
 from treu.money import allocate
 from treu.programmes.service import apply_programme, create_tenant
 from treu.rewards.service import cancel_voucher, consume_voucher, redeem_reward

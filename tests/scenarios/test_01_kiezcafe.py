@@ -18,8 +18,8 @@ from treu.activities.service import record_purchase, record_return
 from treu.clock import FixedClock
 from treu.ledger.service import get_balances, member_history
 from treu.ledger.verify import verify_ledger
+from treu.members.enrolment import enrol_member
 from treu.members.model import Channel, IdentifierKind
-from treu.members.service import enrol_member
 from treu.programmes.service import Tenant, apply_programme
 from treu.storage.uow import UnitOfWork
 

@@ -21,8 +21,8 @@ from treu.clock import FixedClock
 from treu.errors import ErrorCode, TreuError
 from treu.ledger.service import get_balances
 from treu.ledger.verify import verify_ledger
+from treu.members.enrolment import enrol_member
 from treu.members.model import IdentifierKind
-from treu.members.service import enrol_member
 from treu.programmes.service import Tenant, apply_programme
 from treu.rewards.service import RedemptionResult, cancel_voucher, list_rewards, redeem_reward
 from treu.storage.uow import UnitOfWork

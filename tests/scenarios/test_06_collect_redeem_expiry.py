@@ -19,8 +19,8 @@ from treu.clock import FixedClock
 from treu.jobs.nightly import run_nightly
 from treu.ledger.service import get_balances, list_lots, member_history
 from treu.ledger.verify import verify_ledger
+from treu.members.enrolment import enrol_member
 from treu.members.model import IdentifierKind
-from treu.members.service import enrol_member
 from treu.outbox.service import list_events
 from treu.programmes.service import Tenant, apply_programme
 from treu.rewards.service import redeem_reward

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -30,6 +30,8 @@ from treu.errors import ErrorCode, InvalidInput, NotFound, Rejected
 from treu.ids import new_id
 from treu.ledger import postings
 from treu.ledger.model import activates_at, expires_at
+from treu.mechanics import service as mechanics
+from treu.mechanics.model import ActivityDone, Effect, Standing
 from treu.members.model import MemberStatus
 from treu.members.service import (
     LockedMember,
@@ -69,6 +71,7 @@ class ActivityResult:
     replayed: bool = False
     pending: bool = False
     forgiven: int = 0
+    effects: list[Effect] = field(default_factory=list)  # stamps, vouchers, tier, cashback ...
 
 
 def record_purchase(
@@ -167,8 +170,10 @@ def _record_purchase(
     basket = build_basket(purchase, programme.currency, programme.document.earning_base)
     store_id = _store_id(uow, programme.id, purchase.store)
     status, first, attributes = None, False, None
+    standing = None
     if member_id is not None:
         status, first, attributes = facts or _member_facts(uow, member_id)
+        standing = mechanics.standing(uow, programme, member_id, occurred)
     # The insert is the replay check (ON CONFLICT DO NOTHING on the external id): no row means
     # the purchase exists already, recorded earlier or a moment ago by a concurrent request.
     activity_id = _insert_activity(
@@ -184,6 +189,7 @@ def _record_purchase(
         first_purchase=first,
         payload=purchase.model_dump(mode="json"),
         member_attributes=attributes,
+        standing=standing,
     )
     if activity_id is None:
         return _replay(uow, programme.id, "purchase", purchase.external_id)
@@ -191,6 +197,7 @@ def _record_purchase(
         _require_active(member_id, status)  # raising rolls the insert back
     result = ActivityResult(activity_id, "purchase", purchase.external_id, member_id, 0)
     if member_id is not None:
+        assert standing is not None
         ctx = _context(
             uow,
             programme,
@@ -201,9 +208,22 @@ def _record_purchase(
             channel=purchase.channel,
             store=purchase.store,
             attributes=attributes,
+            standing=standing,
         )
         result = _earn(uow, programme, member_id, activity_id, ctx, occurred, result)
         touch_member(uow, member_id, occurred, purchase=True)
+        done = ActivityDone(
+            programme,
+            member_id,
+            activity_id,
+            "purchase",
+            occurred,
+            result.points,
+            standing,
+            basket=basket,
+            first_purchase=first,
+        )
+        result = replace(result, effects=mechanics.after_activity(uow, done))
     uow.publish(
         Event(
             programme.tenant_id,
@@ -227,6 +247,7 @@ def record_action(
     if replay:
         return replay
     _require_active(member_id, locked.status)
+    standing = mechanics.standing(uow, programme, member_id, occurred)
     activity_id = _insert_activity(
         uow,
         programme,
@@ -240,6 +261,7 @@ def record_action(
         first_purchase=False,
         payload=action.model_dump(mode="json"),
         action_type=action.type,
+        standing=standing,
     )
     if activity_id is None:
         uow.rollback()
@@ -253,6 +275,7 @@ def record_action(
         action_type=action.type,
         channel=action.channel,
         store=action.store,
+        standing=standing,
     )
     result = _earn(
         uow,
@@ -264,6 +287,17 @@ def record_action(
         ActivityResult(activity_id, "action", action.external_id, member_id, 0),
     )
     touch_member(uow, member_id, occurred, purchase=False)
+    done = ActivityDone(
+        programme,
+        member_id,
+        activity_id,
+        "action",
+        occurred,
+        result.points,
+        standing,
+        action_type=action.type,
+    )
+    result = replace(result, effects=mechanics.after_activity(uow, done))
     uow.publish(
         Event(
             programme.tenant_id,
@@ -317,6 +351,19 @@ def record_return(uow: UnitOfWork, *, programme_id: str, ret: ReturnIn) -> Activ
         net = basket.after_returns([a + b for a, b in zip(already, back, strict=True)])
         result = _reverse(uow, programme, purchase, net, activity_id, result)
         touch_member(uow, member_id, occurred, purchase=False)
+        done = ActivityDone(
+            programme,
+            member_id,
+            activity_id,
+            "return",
+            occurred,
+            result.points,
+            Standing.from_json(purchase.standing),
+            basket=net,
+            purchase_id=purchase.id,
+            purchase_occurred_at=purchase.occurred_at,
+        )
+        result = replace(result, effects=mechanics.after_activity(uow, done))
     uow.publish(
         Event(
             programme.tenant_id,
@@ -347,10 +394,16 @@ def claim_purchase(
             ErrorCode.CLAIM_WINDOW_CLOSED, f"purchases can be claimed within {window.days} days"
         )
     first = locked.first_purchase_at is None
+    standing = mechanics.standing(uow, programme, member_id, row.occurred_at)
     claimed = uow.conn.execute(
         update(activities)
         .where(activities.c.id == row.id, activities.c.member_id.is_(None))
-        .values(member_id=member_id, first_purchase=first, member_attributes=locked.attributes)
+        .values(
+            member_id=member_id,
+            first_purchase=first,
+            member_attributes=locked.attributes,
+            standing=standing.to_json(),
+        )
     )
     if claimed.rowcount != 1:
         raise Rejected(ErrorCode.ALREADY_CLAIMED, "this purchase was claimed a moment ago")
@@ -367,6 +420,7 @@ def claim_purchase(
         channel=row.channel,
         store=row.payload.get("store"),
         attributes=locked.attributes,
+        standing=standing,
     )
     result = _earn(
         uow,
@@ -378,6 +432,18 @@ def claim_purchase(
         ActivityResult(row.id, "purchase", external_id, member_id, 0),
     )
     touch_member(uow, member_id, row.occurred_at, purchase=True)
+    done = ActivityDone(
+        programme,
+        member_id,
+        row.id,
+        "purchase",
+        row.occurred_at,
+        result.points,
+        standing,
+        basket=net,
+        first_purchase=first,
+    )
+    result = replace(result, effects=mechanics.after_activity(uow, done))
     uow.publish(
         Event(
             programme.tenant_id, "activity.claimed", {"activity_id": row.id, "member_id": member_id}
@@ -417,7 +483,7 @@ def simulate_purchase(
             store=purchase.store,
             lock_budgets=False,
         )
-    return evaluate(list(programme.document.rules), ctx)
+    return evaluate(mechanics.earning_rules(programme), ctx)
 
 
 def get_activity(uow: UnitOfWork, *, tenant_id: str, activity_id: str) -> ActivityResult:
@@ -506,6 +572,7 @@ def _insert_activity(
     purchase_id: str | None = None,
     paid_minor: int | None = None,
     member_attributes: dict[str, Any] | None = None,
+    standing: Standing | None = None,
 ) -> str | None:
     activity_id = new_id("activity")
     values = {
@@ -528,6 +595,7 @@ def _insert_activity(
         "purchase_id": purchase_id,
         "payload": payload,
         "member_attributes": member_attributes,
+        "standing": None if standing is None else standing.to_json(),
     }
     statement = insert_or_skip(
         activities,
@@ -627,6 +695,7 @@ def _result(uow: UnitOfWork, row: Any, *, replayed: bool) -> ActivityResult:
         sum(a.points for a in lines),
         lines,
         replayed=replayed,
+        effects=mechanics.effects_of(uow, row.id),
     )
 
 
@@ -648,9 +717,10 @@ def _context(
     channel: str | None = None,
     store: str | None = None,
     attributes: dict[str, Any] | None = None,
+    standing: Standing | None = None,
     lock_budgets: bool = True,
 ) -> EarnContext:
-    """What the rules need to know; ``attributes``: the member's, if already read.
+    """What the rules need to know; ``attributes``/``standing``: the member's, if already read.
     ``lock_budgets``: lock the campaign budgets this earning will draw on (not for a simulation,
     which must not make tills wait)."""
     activity: Literal["purchase", "action"] = "purchase" if basket is not None else "action"
@@ -658,8 +728,10 @@ def _context(
         attributes = uow.conn.execute(
             select(members.c.attributes).where(members.c.id == member_id)
         ).scalar_one()
+    if standing is None:
+        standing = mechanics.standing(uow, programme, member_id, occurred)
     # Caps and budgets matter only for rules that can match this kind of activity.
-    rules = [r for r in programme.document.rules if r.when.activity == activity]
+    rules = [r for r in mechanics.earning_rules(programme) if r.when.activity == activity]
     used: dict[tuple[str, Period], int] = {}
     for rule in rules:
         for period in rule.caps.per_member:
@@ -684,10 +756,19 @@ def _context(
         action_type=action_type,
         channel=channel,
         store=store,
-        member=MemberFacts(attributes=dict(attributes), is_first_purchase=first),
+        member=_facts(dict(attributes), first, standing),
         used_per_member=used,
         budget_left=budget_left,
         rounding=programme.document.rounding,
+    )
+
+
+def _facts(attributes: dict[str, Any], first: bool, standing: Standing) -> MemberFacts:
+    return MemberFacts(
+        attributes=attributes,
+        is_first_purchase=first,
+        tier=standing.tier,
+        memberships=standing.memberships,
     )
 
 
@@ -723,7 +804,7 @@ def _earn(
     occurred: datetime,
     result: ActivityResult,
 ) -> ActivityResult:
-    decided = evaluate(list(programme.document.rules), ctx)
+    decided = evaluate(mechanics.earning_rules(programme), ctx)
     total = sum(a.points for a in decided)
     if total == 0:
         return result
@@ -872,13 +953,14 @@ def _reverse(
         basket=net,
         channel=purchase.channel,
         store=purchase.payload.get("store"),
-        member=MemberFacts(
-            attributes=dict(purchase.member_attributes or {}),
-            is_first_purchase=bool(purchase.first_purchase),
+        member=_facts(
+            dict(purchase.member_attributes or {}),
+            bool(purchase.first_purchase),
+            Standing.from_json(purchase.standing),
         ),
         rounding=programme.document.rounding,
     )
-    recomputed = {a.rule_key: a.points for a in evaluate(list(programme.document.rules), ctx)}
+    recomputed = {a.rule_key: a.points for a in evaluate(mechanics.earning_rules(programme), ctx)}
     original = _original_awards(uow, purchase.id)
     rows: list[tuple[str, int, str]] = []
     for key, earned in original.items():

@@ -41,6 +41,9 @@ activities = Table(
     # The member's attributes when the purchase became theirs (recorded or claimed): a return
     # recomputes the points under the facts the purchase earned with, not today's.
     Column("member_attributes", json_type()),
+    # The member's standing at the time (tier, active membership plans): tier multipliers and
+    # member-only rules are recomputed on a return as they were, not as they are today.
+    Column("standing", json_type()),
     UniqueConstraint("programme_id", "type", "external_id"),
     Index("ix_activities_member", "member_id", "occurred_at"),
     Index("ix_activities_purchase", "purchase_id"),
@@ -66,4 +69,26 @@ awards = Table(
     CheckConstraint("points <> 0", name="points_not_zero"),
     Index("ix_awards_activity", "activity_id"),
     Index("ix_awards_member_rule", "member_id", "rule_key", "occurred_at"),
+)
+
+# What an activity (or an enrolment, or a nightly job) did beyond its points: stamps given or
+# taken back, a card completed, a tier reached, a voucher issued, cashback credited. The member's
+# history and a replayed request read them back; ``unit``/``amount`` name a ledger change if any.
+activity_effects = Table(
+    "activity_effects",
+    metadata,
+    Column("id", id_column_type(), primary_key=True),
+    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
+    Column("programme_id", ForeignKey("programmes.id"), nullable=False),
+    Column("member_id", ForeignKey("members.id"), nullable=False),
+    Column("activity_id", ForeignKey("activities.id")),
+    Column("mechanic", String(32), nullable=False),
+    Column("kind", String(48), nullable=False),
+    Column("unit", String(16)),
+    Column("amount", BigInteger),
+    Column("explanation", Text, nullable=False),
+    Column("data", json_type(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_activity_effects_activity", "activity_id"),
+    Index("ix_activity_effects_member", "member_id", "id"),
 )

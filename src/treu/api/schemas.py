@@ -17,6 +17,7 @@ from treu.activities.model import ActionIn, ExternalId, PurchaseIn
 from treu.auth.model import ApiKey, Scope
 from treu.ledger.model import Balances
 from treu.ledger.service import HistoryEntry, LotLine
+from treu.mechanics.model import Effect
 from treu.members.model import Channel, IdentifierKind, Member
 from treu.rewards.service import RewardLine, VoucherView
 from treu.webhooks.model import Delivery, Endpoint
@@ -189,6 +190,7 @@ class HistoryEntryRead(_Out):
     activity_external_id: str | None
     explanations: list[str]
     reason: str | None
+    unit: str = Field(default="points", description="points, stamps or wallet (minor units)")
 
     @classmethod
     def of(cls, e: HistoryEntry) -> HistoryEntryRead:
@@ -202,6 +204,7 @@ class HistoryEntryRead(_Out):
             activity_external_id=e.activity_external_id,
             explanations=e.explanations,
             reason=e.reason,
+            unit=e.unit,
         )
 
 
@@ -262,6 +265,28 @@ class AwardRead(_Out):
     explanation: str
 
 
+class EffectRead(_Out):
+    """Something an activity did beyond its points: stamps, a full card, a tier, a voucher."""
+
+    mechanic: str = Field(description="stamps, tiers, campaigns, referrals, memberships, wallet")
+    kind: str = Field(description="stable, e.g. stamps.earned, card.completed, tier.upgraded")
+    explanation: str
+    unit: str | None = Field(default=None, description="the ledger unit it changed, if any")
+    amount: int | None = Field(default=None, description="stamps, or wallet minor units")
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, e: Effect) -> EffectRead:
+        return cls(
+            mechanic=e.mechanic,
+            kind=e.kind,
+            explanation=e.explanation,
+            unit=e.unit,
+            amount=e.amount,
+            data=e.data,
+        )
+
+
 class ActivityRead(_Out):
     object: Literal["activity"] = "activity"
     id: str
@@ -270,6 +295,7 @@ class ActivityRead(_Out):
     member_id: str | None
     points: int
     awards: list[AwardRead]
+    effects: list[EffectRead] = Field(default_factory=list)
     replayed: bool
 
 

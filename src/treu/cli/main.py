@@ -33,8 +33,9 @@ from treu.errors import TreuError
 from treu.jobs.nightly import run_nightly
 from treu.ledger.service import get_balances, list_lots, member_history
 from treu.ledger.verify import verify_ledger
+from treu.members.enrolment import enrol_member
 from treu.members.model import Channel, IdentifierKind, Member
-from treu.members.service import enrol_member, find_member
+from treu.members.service import find_member
 from treu.programmes.service import (
     apply_programme,
     create_tenant,

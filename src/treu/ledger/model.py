@@ -35,7 +35,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Unit(StrEnum):
+    """What an account counts. Units never mix: a transfer moves one unit between two accounts
+    of that unit, and no sum adds two units."""
+
     POINTS = "points"
+    STAMPS = "stamps"  # stamp-card stamps, counted per card definition (see treu.stamps)
+    WALLET = "wallet"  # money in the programme currency, integer minor units (see treu.wallet)
 
 
 class MemberAccount(StrEnum):
@@ -43,6 +48,15 @@ class MemberAccount(StrEnum):
     PENDING = "pending"
     HELD = "held"
     DEBT = "debt"
+
+
+# The member accounts each unit has. Only points can be pending or run into debt; wallet money
+# can be held (a payment authorised at the till, captured or voided later).
+MEMBER_ACCOUNTS: dict[Unit, tuple[MemberAccount, ...]] = {
+    Unit.POINTS: tuple(MemberAccount),
+    Unit.STAMPS: (MemberAccount.AVAILABLE,),
+    Unit.WALLET: (MemberAccount.AVAILABLE, MemberAccount.HELD),
+}
 
 
 class SystemAccount(StrEnum):

@@ -25,6 +25,7 @@ from treu.ledger.model import (
     MemberAccount,
     SystemAccount,
     TransferKind,
+    Unit,
     allocate_lots,
     member_account_id,
     spend_order,
@@ -42,12 +43,12 @@ class Posted:
     amount: int
 
 
-def member_acc(member_id: str, kind: MemberAccount) -> str:
-    return member_account_id(member_id, kind)
+def member_acc(member_id: str, kind: MemberAccount, unit: Unit = Unit.POINTS) -> str:
+    return member_account_id(member_id, kind, unit)
 
 
-def system_acc(programme: Programme, kind: SystemAccount) -> str:
-    return system_account_id(programme.id, kind)
+def system_acc(programme: Programme, kind: SystemAccount, unit: Unit = Unit.POINTS) -> str:
+    return system_account_id(programme.id, kind, unit)
 
 
 def post(
@@ -66,12 +67,14 @@ def post(
     corrects_id: str | None = None,
     reason: str | None = None,
     actor: str | None = None,
+    unit: Unit = Unit.POINTS,
 ) -> str:
-    """Move ``amount`` (> 0) from ``debit`` to ``credit``; returns the transfer id."""
+    """Move ``amount`` (> 0) of ``unit`` from ``debit`` to ``credit``; returns the transfer id.
+    Both accounts must be of ``unit`` (their ids say so; ``treu ledger verify`` checks it)."""
     if amount <= 0:
         raise ValueError(f"transfer amounts are positive, got {amount}")
-    _move(uow, debit, -amount)
-    _move(uow, credit, amount)
+    _move(uow, debit, -amount, unit)
+    _move(uow, credit, amount, unit)
     transfer_id = new_id("transfer")
     uow.conn.execute(
         _INSERT_TRANSFER,
@@ -80,7 +83,7 @@ def post(
             "tenant_id": programme.tenant_id,
             "programme_id": programme.id,
             "kind": kind.value,
-            "unit": "points",
+            "unit": unit.value,
             "debit_account_id": debit,
             "credit_account_id": credit,
             "amount": amount,
@@ -114,20 +117,25 @@ _MOVE = {
     for debt in (False, True)
 }
 _BALANCE = select(accounts.c.balance).where(accounts.c.id == bindparam("account_id"))
+_SHORT = {
+    Unit.POINTS: (ErrorCode.INSUFFICIENT_POINTS, "not enough points"),
+    Unit.STAMPS: (ErrorCode.INSUFFICIENT_STAMPS, "not enough stamps"),
+    Unit.WALLET: (ErrorCode.INSUFFICIENT_FUNDS, "not enough money in the wallet"),
+}
 
 
-def _move(uow: UnitOfWork, account_id: str, delta: int) -> None:
+def _move(uow: UnitOfWork, account_id: str, delta: int, unit: Unit = Unit.POINTS) -> None:
     """Guarded balance change of a member account; system accounts keep no cached balance."""
     if account_id.endswith(_SYSTEM_SUFFIXES):
         return
     statement = _MOVE[account_id.endswith(_DEBT_SUFFIX)]
     result = uow.conn.execute(statement, {"account_id": account_id, "delta": delta})
     if result.rowcount != 1:
-        raise Rejected(ErrorCode.INSUFFICIENT_POINTS, "not enough points")
+        raise Rejected(*_SHORT[unit])
 
 
-def balance(uow: UnitOfWork, member_id: str, kind: MemberAccount) -> int:
-    account_id = member_acc(member_id, kind)
+def balance(uow: UnitOfWork, member_id: str, kind: MemberAccount, unit: Unit = Unit.POINTS) -> int:
+    account_id = member_acc(member_id, kind, unit)
     return int(uow.conn.execute(_BALANCE, {"account_id": account_id}).scalar_one())
 
 
@@ -293,7 +301,11 @@ def spend(
     key: str,
     at: datetime,
     prefer_lot: str | None = None,
-    **extra: str | None,
+    activity_id: str | None = None,
+    hold_id: str | None = None,
+    corrects_id: str | None = None,
+    reason: str | None = None,
+    actor: str | None = None,
 ) -> str:
     """Move ``amount`` available points to ``credit``, drawing from lots in spend order
     (``prefer_lot`` first). Raises ``insufficient_points`` and writes nothing if short.
@@ -321,7 +333,11 @@ def spend(
         key=key,
         member_id=member_id,
         at=at,
-        **extra,
+        activity_id=activity_id,
+        hold_id=hold_id,
+        corrects_id=corrects_id,
+        reason=reason,
+        actor=actor,
     )
     _draw(uow, programme, transfer_id, plan)
     return transfer_id
@@ -735,7 +751,7 @@ def expire_due(uow: UnitOfWork, programme: Programme, *, member_id: str, at: dat
 def sum_transfers(uow: UnitOfWork, member_id: str) -> dict[str, int]:
     rows = uow.conn.execute(
         select(transfers.c.kind, func.sum(transfers.c.amount))
-        .where(transfers.c.member_id == member_id)
+        .where(transfers.c.member_id == member_id, transfers.c.unit == Unit.POINTS.value)
         .group_by(transfers.c.kind)
     )
     return {kind: int(total) for kind, total in rows}

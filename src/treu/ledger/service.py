@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from treu.activities.tables import activities, awards
+from treu.activities.tables import activities, activity_effects, awards
 from treu.errors import Conflict, ErrorCode, InvalidInput, NotFound
 from treu.ledger import postings
 from treu.ledger.model import (
@@ -17,8 +18,10 @@ from treu.ledger.model import (
     MemberAccount,
     SystemAccount,
     TransferKind,
+    Unit,
     expires_at,
     expires_on,
+    member_account_id,
 )
 from treu.ledger.tables import holds, lots, transfers
 from treu.members.service import get_member, touch_member
@@ -106,16 +109,17 @@ class HistoryEntry:
     transfer_id: str
     kind: str
     posted_at: datetime
-    points: int  # change of the member's spendable + pending points
+    points: int  # change of the member's spendable + pending amount of ``unit``
     pending: bool
     activity_id: str | None
     activity_external_id: str | None
     explanations: list[str]
     reason: str | None
+    unit: str = Unit.POINTS.value  # points, stamps or wallet (minor units)
 
 
 def member_history(uow: UnitOfWork, *, tenant_id: str, member_id: str) -> list[HistoryEntry]:
-    """Every change of the member's points, each with the reasons behind it."""
+    """Every change of the member's points, stamps and wallet, each with the reasons behind it."""
     get_member(uow, member_id, tenant_id=tenant_id)
     rows = uow.conn.execute(
         select(transfers, activities.c.external_id.label("activity_external_id"))
@@ -132,10 +136,16 @@ def member_history(uow: UnitOfWork, *, tenant_id: str, member_id: str) -> list[H
             .order_by(awards.c.id)
         ):
             explanations.setdefault(a.activity_id, []).append(a.explanation)
+    effects = effects_by_unit(uow, activity_ids)
     available = postings.member_acc(member_id, MemberAccount.AVAILABLE)
     pending_acc = postings.member_acc(member_id, MemberAccount.PENDING)
     entries = []
     for r in rows:
+        if r.unit != Unit.POINTS.value:
+            entry = _other_unit_entry(r, member_id, effects.get(r.activity_id, {}))
+            if entry is not None:
+                entries.append(entry)
+            continue
         effect = _EFFECT[TransferKind(r.kind)]
         if effect is None or effect == "activate":
             continue
@@ -156,6 +166,47 @@ def member_history(uow: UnitOfWork, *, tenant_id: str, member_id: str) -> list[H
             )
         )
     return entries
+
+
+def effects_by_unit(uow: UnitOfWork, activity_ids: set[str]) -> dict[str, dict[str, list[str]]]:
+    """The explanations of the stamp and wallet changes of these activities, by unit."""
+    out: dict[str, dict[str, list[str]]] = {}
+    if not activity_ids:
+        return out
+    rows = uow.conn.execute(
+        select(
+            activity_effects.c.activity_id, activity_effects.c.unit, activity_effects.c.explanation
+        )
+        .where(
+            activity_effects.c.activity_id.in_(activity_ids),
+            activity_effects.c.unit.is_not(None),
+        )
+        .order_by(activity_effects.c.id)
+    )
+    for activity_id, unit, text in rows:
+        out.setdefault(activity_id, {}).setdefault(unit, []).append(text)
+    return out
+
+
+def _other_unit_entry(r: Any, member_id: str, effects: dict[str, list[str]]) -> HistoryEntry | None:
+    """A stamp or wallet transfer as the member sees it: into or out of their available
+    account of that unit (a move between two of their own accounts shows as nothing)."""
+    available = member_account_id(member_id, MemberAccount.AVAILABLE, Unit(r.unit))
+    if (r.credit_account_id == available) == (r.debit_account_id == available):
+        return None
+    sign = 1 if r.credit_account_id == available else -1
+    return HistoryEntry(
+        r.id,
+        r.kind,
+        r.posted_at,
+        sign * int(r.amount),
+        False,
+        r.activity_id,
+        r.activity_external_id,
+        effects.get(r.unit, []),
+        r.reason,
+        r.unit,
+    )
 
 
 def adjust_points(

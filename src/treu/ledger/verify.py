@@ -52,17 +52,18 @@ _CHECKS: dict[str, str] = {
                         WHERE a.lot_id = l.id))""",
     "active_lots_equal_available": """
         SELECT a.member_id FROM accounts a
-        WHERE a.kind = 'available' AND a.member_id IS NOT NULL {a} AND a.balance <>
-            (SELECT COALESCE(SUM(remaining), 0) FROM lots
-             WHERE member_id = a.member_id AND status = 'active')""",
+        WHERE a.kind = 'available' AND a.unit = 'points' AND a.member_id IS NOT NULL {a}
+          AND a.balance <> (SELECT COALESCE(SUM(remaining), 0) FROM lots
+             WHERE member_id = a.member_id AND unit = a.unit AND status = 'active')""",
     "pending_lots_equal_pending": """
         SELECT a.member_id FROM accounts a
-        WHERE a.kind = 'pending' AND a.member_id IS NOT NULL {a} AND a.balance <>
-            (SELECT COALESCE(SUM(remaining), 0) FROM lots
-             WHERE member_id = a.member_id AND status = 'pending')""",
+        WHERE a.kind = 'pending' AND a.unit = 'points' AND a.member_id IS NOT NULL {a}
+          AND a.balance <> (SELECT COALESCE(SUM(remaining), 0) FROM lots
+             WHERE member_id = a.member_id AND unit = a.unit AND status = 'pending')""",
     "open_holds_equal_held": """
         SELECT a.member_id FROM accounts a
-        WHERE a.kind = 'held' AND a.member_id IS NOT NULL {a} AND a.balance <>
+        WHERE a.kind = 'held' AND a.unit = 'points' AND a.member_id IS NOT NULL {a}
+          AND a.balance <>
             (SELECT COALESCE(SUM(amount), 0) FROM holds
              WHERE member_id = a.member_id AND status = 'held')""",
     "allocations_within_transfer": """

@@ -1,4 +1,8 @@
-"""Use cases for members: enrol, find, update, consent, block."""
+"""Use cases for members: find, update, consent, block; the member row of an enrolment.
+
+Enrolment itself is :func:`treu.members.enrolment.enrol_member`: it creates the member here and
+then lets the programme's mechanics react (welcome gift, referral), in one transaction.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from treu.errors import Conflict, ErrorCode, InvalidInput, NotFound, Rejected
 from treu.ids import new_id
-from treu.ledger.model import MemberAccount, Unit, member_account_id
+from treu.ledger.model import MEMBER_ACCOUNTS, member_account_id
 from treu.ledger.tables import accounts
 from treu.members.model import (
     Channel,
@@ -32,7 +36,7 @@ from treu.storage.types import UTCDateTime
 from treu.storage.uow import Event, UnitOfWork, is_unique_violation
 
 
-def enrol_member(
+def create_member(
     uow: UnitOfWork,
     *,
     programme_id: str,
@@ -93,15 +97,16 @@ def enrol_member(
         insert(accounts),
         [
             {
-                "id": member_account_id(member_id, kind),
+                "id": member_account_id(member_id, kind, unit),
                 "tenant_id": programme.tenant_id,
                 "programme_id": programme_id,
                 "member_id": member_id,
                 "kind": kind.value,
-                "unit": Unit.POINTS.value,
+                "unit": unit.value,
                 "balance": 0,
             }
-            for kind in MemberAccount
+            for unit, kinds in MEMBER_ACCOUNTS.items()
+            for kind in kinds
         ],
     )
     for channel, granted in (consents_ or {}).items():
@@ -113,9 +118,7 @@ def enrol_member(
             {"member_id": member_id, "programme_id": programme_id},
         )
     )
-    member = get_member(uow, member_id, tenant_id=programme.tenant_id)
-    uow.commit()
-    return member
+    return get_member(uow, member_id, tenant_id=programme.tenant_id)
 
 
 def get_member(uow: UnitOfWork, member_id: str, *, tenant_id: str) -> Member:

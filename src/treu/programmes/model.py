@@ -18,10 +18,17 @@ from babel.numbers import get_currency_name
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from treu.activities.model import EarningBase
+from treu.campaigns.model import CampaignSettings
+from treu.donations.model import CharityDef
 from treu.errors import ErrorCode, InvalidInput
 from treu.ledger.model import ExpiryPolicy, PendingPolicy, ReturnPolicy
+from treu.memberships.model import PlanDef
+from treu.referrals.model import ReferralSettings
 from treu.rewards.model import RewardDef
 from treu.rules.model import Rounding, Rule
+from treu.stamps.model import StampCardDef
+from treu.tiers.model import TierSettings
+from treu.wallet.model import WalletSettings
 
 Key = str
 
@@ -53,6 +60,13 @@ class ProgrammeDocument(BaseModel):
     stores: list[StoreDef] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
     rewards: list[RewardDef] = Field(default_factory=list)
+    tiers: TierSettings | None = None
+    stamp_cards: list[StampCardDef] = Field(default_factory=list)
+    campaigns: CampaignSettings = Field(default_factory=CampaignSettings)
+    memberships: list[PlanDef] = Field(default_factory=list)
+    wallet: WalletSettings = Field(default_factory=WalletSettings)
+    referral: ReferralSettings | None = None
+    charities: list[CharityDef] = Field(default_factory=list)
 
     @field_validator("timezone")
     @classmethod

@@ -271,14 +271,15 @@ def _create_system_accounts(uow: UnitOfWork, tenant_id: str, programme_id: str) 
         insert(accounts),
         [
             {
-                "id": system_account_id(programme_id, kind),
+                "id": system_account_id(programme_id, kind, unit),
                 "tenant_id": tenant_id,
                 "programme_id": programme_id,
                 "member_id": None,
                 "kind": kind.value,
-                "unit": Unit.POINTS.value,
+                "unit": unit.value,
                 "balance": None,
             }
+            for unit in Unit
             for kind in SystemAccount
         ],
     )

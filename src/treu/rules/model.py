@@ -112,8 +112,9 @@ class When(_Data):
     exclude: ItemFilter = Field(default_factory=ItemFilter)
     first_purchase: bool | None = None
     member_attributes: dict[str, str | int | bool] = Field(default_factory=dict)
-    # Hooks filled in by tiers and segments; a rule that names them only matches members in them.
+    # A rule that names tiers, membership plans or segments only matches members in one of them.
     tiers: list[str] = Field(default_factory=list)
+    memberships: list[str] = Field(default_factory=list)
     segments: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -176,6 +177,7 @@ class MemberFacts:
     attributes: dict[str, object] = field(default_factory=dict)
     is_first_purchase: bool = False
     tier: str | None = None
+    memberships: frozenset[str] = frozenset()  # keys of the active membership plans
     segments: frozenset[str] = frozenset()
 
 
@@ -357,6 +359,8 @@ def _matches(when: When, ctx: EarnContext) -> bool:
         if ctx.member.attributes.get(key) != value:
             return False
     if when.tiers and ctx.member.tier not in when.tiers:
+        return False
+    if when.memberships and not ctx.member.memberships.intersection(when.memberships):
         return False
     if when.segments and not ctx.member.segments.intersection(when.segments):
         return False

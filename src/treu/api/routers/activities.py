@@ -25,6 +25,7 @@ from treu.api.schemas import (
     ActivityRead,
     AwardRead,
     ClaimCreate,
+    EffectRead,
     PurchaseCreate,
     SimulationCreate,
     SimulationRead,
@@ -51,6 +52,7 @@ def activity_read(result: ActivityResult, response: Response | None = None) -> A
             AwardRead(rule_key=a.rule_key, points=a.points, explanation=a.explanation)
             for a in result.awards
         ],
+        effects=[EffectRead.of(e) for e in result.effects],
         replayed=result.replayed,
     )
 

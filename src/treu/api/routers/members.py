@@ -27,8 +27,9 @@ from treu.api.schemas import (
 from treu.auth.model import Permission as P
 from treu.errors import ErrorCode, InvalidInput
 from treu.ledger.service import get_balances, list_lots, member_history
+from treu.members.enrolment import enrol_member
 from treu.members.merge import merge_members
-from treu.members.service import enrol_member, find_member, set_blocked, update_profile
+from treu.members.service import find_member, set_blocked, update_profile
 from treu.privacy.service import erase_member, export_member
 from treu.rewards.service import list_vouchers
 from treu.storage.uow import UnitOfWork

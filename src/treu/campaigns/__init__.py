@@ -1,0 +1,1 @@
+"""Campaign mechanics beyond the rules: welcome gift, launch bonus, anniversaries, surprises."""

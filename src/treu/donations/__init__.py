@@ -1,0 +1,1 @@
+"""Donations: points (or wallet round-ups) turned into money for a charity."""

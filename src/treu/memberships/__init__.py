@@ -1,0 +1,1 @@
+"""Paid memberships: plans, status from reported payments, perks, the annual dividend."""

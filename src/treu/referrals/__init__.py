@@ -1,0 +1,1 @@
+"""Referrals: codes, conversion on a qualifying first purchase, fraud holds."""

@@ -1,0 +1,1 @@
+"""Stamp cards: stamps per visit or per unit, a voucher when a card is full."""
