@@ -314,7 +314,7 @@ class RewardRead(_Out):
     key: str
     name: str
     kind: str
-    cost: int = Field(description="points")
+    cost: int | None = Field(description="points; null: only given, never bought")
     stock: int | None
     value: Money | None = None
     percent: Decimal | None = None

@@ -42,7 +42,12 @@ class RewardDef(BaseModel):
     key: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     name: str = Field(min_length=1, max_length=200)
     kind: RewardKind
-    cost: int = Field(gt=0, le=100_000_000, description="points")
+    cost: int | None = Field(
+        default=None,
+        gt=0,
+        le=100_000_000,
+        description="points; none: only given (welcome gift, full stamp card), never bought",
+    )
     value: Decimal | None = Field(default=None, gt=0, description="money off (fixed_discount)")
     percent: Decimal | None = Field(default=None, gt=0, le=100)
     sku: str | None = Field(default=None, max_length=64, description="free_product")
@@ -78,7 +83,7 @@ class RewardState:
     id: str
     key: str
     name: str
-    cost: int
+    cost: int | None
     active: bool
     stock: int | None
     per_member_limit: int | None
@@ -100,6 +105,8 @@ def check_redeemable(
     where they are guarded: in the conditional updates)."""
     if not reward.active:
         raise Rejected(ErrorCode.REWARD_UNAVAILABLE, f"{reward.name} is not offered any more")
+    if reward.cost is None:
+        raise Rejected(ErrorCode.REWARD_UNAVAILABLE, f"{reward.name} is given, not redeemed")
     if reward.available_from and now < reward.available_from:
         raise Rejected(ErrorCode.REWARD_UNAVAILABLE, f"{reward.name} is not available yet")
     if reward.available_until and now >= reward.available_until:

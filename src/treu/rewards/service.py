@@ -43,7 +43,7 @@ class RewardLine:
     key: str
     name: str
     kind: str
-    cost: int
+    cost: int | None
     stock: int | None
     active: bool
     definition: dict[str, Any]
@@ -82,7 +82,7 @@ def list_rewards(
     if active_only:
         query = query.where(rewards.c.active.is_(True))
     return [
-        RewardLine(r.id, r.key, r.name, r.kind, int(r.cost), r.stock, r.active, dict(r.definition))
+        RewardLine(r.id, r.key, r.name, r.kind, r.cost, r.stock, r.active, dict(r.definition))
         for r in uow.conn.execute(query)
     ]
 
@@ -123,6 +123,8 @@ def redeem_reward(
         member_tier=tier,
         member_segments=segments,
     )
+    cost = reward.cost
+    assert cost is not None  # check_redeemable refuses rewards that are only given
     if reward.stock is not None:
         taken = uow.conn.execute(
             update(rewards)
@@ -137,7 +139,7 @@ def redeem_reward(
             uow,
             programme,
             member_id=member_id,
-            amount=reward.cost,
+            amount=cost,
             key=f"redeem:{idempotency_key}",
             at=now,
         )
@@ -148,7 +150,7 @@ def redeem_reward(
                 programme_id=programme.id,
                 member_id=member_id,
                 reward_id=reward.id,
-                points=reward.cost,
+                points=cost,
                 hold_id=hold_id,
                 status="completed",
                 idempotency_key=idempotency_key,
@@ -186,7 +188,7 @@ def redeem_reward(
             {
                 "member_id": member_id,
                 "reward": reward.key,
-                "points": reward.cost,
+                "points": cost,
                 "redemption_id": redemption_id,
             },
         )
@@ -205,9 +207,74 @@ def redeem_reward(
             },
         )
     )
-    result = RedemptionResult(redemption_id, reward.cost, voucher)
+    result = RedemptionResult(redemption_id, cost, voucher)
     uow.commit()
     return result
+
+
+def grant_voucher(
+    uow: UnitOfWork,
+    programme: Programme,
+    *,
+    member_id: str,
+    reward_key: str,
+    grant_key: str,
+    reason: str,
+) -> tuple[VoucherView, bool]:
+    """Give a member a voucher for ``reward_key`` without spending points (welcome gift, full
+    stamp card, surprise, referral): for mechanics, inside their caller's transaction, member
+    locked. ``grant_key`` names the occasion; a second grant for it returns the first voucher.
+    Takes stock like a redemption; out of stock raises ``out_of_stock``. Returns (voucher,
+    granted now)."""
+    existing = uow.conn.execute(
+        select(vouchers.c.id).where(
+            vouchers.c.tenant_id == programme.tenant_id, vouchers.c.grant_key == grant_key
+        )
+    ).scalar()
+    if existing is not None:
+        return _voucher_by(uow, programme.tenant_id, id=existing), False
+    reward = _reward(uow, programme.id, reward_key)
+    if not reward.active:
+        raise Rejected(ErrorCode.REWARD_UNAVAILABLE, f"{reward.name} is not offered any more")
+    if reward.stock is not None:
+        taken = uow.conn.execute(
+            update(rewards)
+            .where(rewards.c.id == reward.id, rewards.c.stock > 0)
+            .values(stock=rewards.c.stock - 1)
+        )
+        if taken.rowcount != 1:
+            raise Rejected(ErrorCode.OUT_OF_STOCK, f"{reward.name} is out of stock")
+    now = uow.now()
+    voucher_id = _issue_voucher(
+        uow,
+        tenant_id=programme.tenant_id,
+        programme_id=programme.id,
+        member_id=member_id,
+        reward_id=reward.id,
+        redemption_id=None,
+        now=now,
+        expires=_voucher_expiry(
+            programme, now, _definition(uow, reward.id).get("voucher_valid_days")
+        ),
+        grant_key=grant_key,
+        reason=reason,
+    )
+    voucher = _voucher_by(uow, programme.tenant_id, id=voucher_id)
+    uow.publish(
+        Event(
+            programme.tenant_id,
+            "voucher.issued",
+            {
+                "member_id": member_id,
+                "voucher_id": voucher_id,
+                "code": voucher.code,
+                "reward": reward.key,
+                "expires_at": voucher.expires_at.isoformat() if voucher.expires_at else None,
+                "reason": reason,
+            },
+        )
+    )
+    return voucher, True
 
 
 def get_voucher(uow: UnitOfWork, *, tenant_id: str, code: str) -> VoucherView:
@@ -394,7 +461,7 @@ def _reward(uow: UnitOfWork, programme_id: str, key: str) -> RewardState:
         r.id,
         r.key,
         r.name,
-        int(r.cost),
+        None if r.cost is None else int(r.cost),
         bool(r.active),
         r.stock,
         r.per_member_limit,
@@ -421,6 +488,8 @@ def _issue_voucher(
     redemption_id: str | None,
     now: datetime,
     expires: datetime | None,
+    grant_key: str | None = None,
+    reason: str | None = None,
 ) -> str:
     voucher_id = new_id("voucher")
     uow.conn.execute(
@@ -435,7 +504,8 @@ def _issue_voucher(
             status=VoucherStatus.ISSUED.value,
             issued_at=now,
             expires_at=expires,
-            extra={},
+            extra={"reason": reason} if reason else {},
+            grant_key=grant_key,
         )
     )
     return voucher_id

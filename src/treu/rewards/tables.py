@@ -25,7 +25,8 @@ rewards = Table(
     Column("key", String(64), nullable=False),
     Column("name", String(200), nullable=False),
     Column("kind", String(32), nullable=False),
-    Column("cost", BigInteger, nullable=False),
+    # Points it costs; NULL: never bought with points, only given (welcome gift, full stamp card).
+    Column("cost", BigInteger),
     # Stock left (NULL: unlimited). Changed only by guarded updates; the CHECK is the backstop.
     Column("stock", Integer),
     Column("per_member_limit", Integer),
@@ -34,7 +35,7 @@ rewards = Table(
     Column("active", Boolean, nullable=False),
     Column("definition", json_type(), nullable=False),
     UniqueConstraint("programme_id", "key"),
-    CheckConstraint("cost > 0", name="cost_positive"),
+    CheckConstraint("cost IS NULL OR cost > 0", name="cost_positive"),
     CheckConstraint("stock IS NULL OR stock >= 0", name="stock_not_negative"),
 )
 
@@ -74,8 +75,12 @@ vouchers = Table(
     Column("used_store_id", ForeignKey("stores.id")),
     Column("cancelled_at", UTCDateTime()),
     Column("extra", json_type(), nullable=False),
+    # A voucher given by a mechanic (not bought) carries the key of the occasion, so the same
+    # occasion (this card completed, this welcome) never gives twice.
+    Column("grant_key", String(200)),
     UniqueConstraint("tenant_id", "code"),
     UniqueConstraint("redemption_id"),
+    UniqueConstraint("tenant_id", "grant_key"),
     Index("ix_vouchers_member", "member_id", "status"),
     CheckConstraint("status IN ('issued', 'used', 'expired', 'cancelled')", name="status_known"),
     CheckConstraint("status <> 'used' OR used_at IS NOT NULL", name="used_has_time"),

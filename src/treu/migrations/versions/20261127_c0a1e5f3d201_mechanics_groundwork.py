@@ -63,6 +63,16 @@ def upgrade() -> None:
     )
     op.create_index("ix_activity_effects_activity", "activity_effects", ["activity_id"])
     op.create_index("ix_activity_effects_member", "activity_effects", ["member_id", "id"])
+    # A reward may be only given (welcome gift, full stamp card): no points cost.
+    with op.batch_alter_table("rewards") as batch:
+        batch.drop_constraint(op.f("ck_rewards_cost_positive"), type_="check")
+        batch.alter_column("cost", existing_type=sa.BigInteger(), nullable=True)
+        batch.create_check_constraint(op.f("ck_rewards_cost_positive"), "cost IS NULL OR cost > 0")
+    with op.batch_alter_table("vouchers") as batch:
+        batch.add_column(sa.Column("grant_key", sa.String(length=200), nullable=True))
+        batch.create_unique_constraint(
+            op.f("uq_vouchers_tenant_id_grant_key"), ["tenant_id", "grant_key"]
+        )
     _backfill_accounts()
 
 
@@ -90,6 +100,13 @@ def _backfill_accounts() -> None:
 
 def downgrade() -> None:
     op.execute("DELETE FROM accounts WHERE unit IN ('stamps', 'wallet')")
+    with op.batch_alter_table("vouchers") as batch:
+        batch.drop_constraint(op.f("uq_vouchers_tenant_id_grant_key"), type_="unique")
+        batch.drop_column("grant_key")
+    with op.batch_alter_table("rewards") as batch:
+        batch.drop_constraint(op.f("ck_rewards_cost_positive"), type_="check")
+        batch.alter_column("cost", existing_type=sa.BigInteger(), nullable=False)
+        batch.create_check_constraint(op.f("ck_rewards_cost_positive"), "cost > 0")
     op.drop_index("ix_activity_effects_member", table_name="activity_effects")
     op.drop_index("ix_activity_effects_activity", table_name="activity_effects")
     op.drop_table("activity_effects")
