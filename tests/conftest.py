@@ -28,6 +28,9 @@ PG_URL = os.environ.get(
     "TREU_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 BACKENDS = os.environ.get("TREU_TEST_BACKENDS", "sqlite,postgresql").split(",")
+# The tests' webhook receivers listen on 127.0.0.1, which production refuses (SSRF guard);
+# tests/integration/test_webhooks.py checks the guard with it switched back on.
+os.environ.setdefault("TREU_WEBHOOK_ALLOW_PRIVATE", "true")
 
 
 def pg_schema_engine() -> tuple[Engine, str]:

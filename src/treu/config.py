@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     # Changing it ends every member and staff session at once.
     token_secret: str = ""
     member_token_minutes: int = Field(default=30, ge=15, le=60)
+    # Webhooks go to public addresses only (no loopback, private, link-local: no SSRF into the
+    # network Treu runs in); true allows a receiver on the same machine or network.
+    webhook_allow_private: bool = False
 
 
 def get_settings() -> Settings:

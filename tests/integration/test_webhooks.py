@@ -31,7 +31,13 @@ from treu.members.service import update_profile
 from treu.outbox.tables import outbox
 from treu.programmes.service import Tenant, apply_programme
 from treu.storage.uow import UnitOfWork
-from treu.webhooks.dispatcher import LEASE, dispatch, run_worker
+from treu.webhooks.dispatcher import (
+    LEASE,
+    BlockedAddressError,
+    check_public,
+    dispatch,
+    run_worker,
+)
 from treu.webhooks.model import MAX_ATTEMPTS, DeliveryStatus, retry_delay
 from treu.webhooks.service import (
     claim_due_delivery,
@@ -422,3 +428,51 @@ def test_the_worker_runs_passes(shop: Shop, receiver: Receiver) -> None:
         shop.new_uow, interval=0.01, passes=2, tenant_id=shop.tenant_id, on_pass=results.append
     )
     assert [r.succeeded for r in results] == [1, 0]
+
+
+# --- no server-side request forgery ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",  # loopback
+        "10.1.2.3",  # private
+        "192.168.0.10",
+        "172.16.5.4",
+        "169.254.169.254",  # link-local: cloud metadata services
+        "100.64.0.1",  # carrier-grade NAT
+        "0.0.0.0",
+        "224.0.0.1",  # multicast
+        "::1",
+        "fe80::1%eth0",
+        "fd00::1",
+        "::ffff:127.0.0.1",  # IPv4-mapped loopback
+    ],
+)
+def test_a_receiver_on_a_non_public_address_is_refused(address: str) -> None:
+    with pytest.raises(BlockedAddressError, match="not a public address"):
+        check_public(address)
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "2606:4700:4700::1111"])
+def test_a_receiver_on_a_public_address_is_allowed(address: str) -> None:
+    check_public(address)
+
+
+def test_by_default_a_webhook_to_the_local_network_is_never_sent(
+    shop: Shop, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tenant registers http://localhost:… (or a name that resolves to 127.0.0.1): the
+    dispatcher refuses to connect, records why, and the local service never sees a request."""
+    monkeypatch.setenv("TREU_WEBHOOK_ALLOW_PRIVATE", "false")
+    endpoint_id, _ = shop.endpoint(receiver.url.replace("127.0.0.1", "localhost"))
+    shop.enrol("mia@example.org")
+
+    result = shop.dispatch()
+
+    assert (result.sent, result.succeeded) == (1, 0)
+    assert receiver.requests == []
+    [delivery] = shop.deliveries(endpoint_id)
+    assert delivery.last_error is not None
+    assert "not a public address" in delivery.last_error

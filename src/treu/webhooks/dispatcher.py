@@ -6,6 +6,12 @@
 2. sends the deliveries that are due, each as: claim (a transaction), POST (no transaction
    open: a slow receiver never holds a database lock), record the outcome (a transaction).
 
+Receivers must be public addresses: a tenant could otherwise register
+``http://169.254.169.254/…`` or ``http://localhost:5432`` and make Treu probe its own network
+(server-side request forgery). Every address the host name resolves to, and the address actually
+connected to (DNS can change in between), must be global; ``TREU_WEBHOOK_ALLOW_PRIVATE=true``
+lifts this for a receiver on the same machine or network (development, tests, an internal CRM).
+
 Every step is safe to interrupt: a process killed after step 1 leaves pending deliveries, one
 killed during a POST leaves a claimed delivery whose lease runs out, and the next pass (of this
 process or another) sends them. Receivers may therefore see an event twice and dedupe by its id.
@@ -14,15 +20,19 @@ process or another) sends them. Receivers may therefore see an event twice and d
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import logging
+import socket
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from treu import __version__
+from treu.config import get_settings
 from treu.storage.uow import UowFactory
 from treu.webhooks.model import SIGNATURE_HEADER, DeliveryStatus, Outcome, sign
 from treu.webhooks.service import Claimed, claim_due_delivery, fan_out, record_attempt
@@ -46,17 +56,99 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
+class BlockedAddressError(OSError):
+    """The receiver's address is not a public one (loopback, private, link-local, ...)."""
+
+
+def check_public(address: str) -> None:
+    """Raise unless ``address`` (an IP literal) is a global unicast address."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is loopback too
+    if not ip.is_global or ip.is_multicast:
+        raise BlockedAddressError(
+            f"{ip} is not a public address (set TREU_WEBHOOK_ALLOW_PRIVATE=true to allow it)"
+        )
+
+
+def _public_connection(address: tuple[str, int], timeout: Any, *args: Any) -> socket.socket:
+    """``socket.create_connection`` that refuses non-public receivers: every resolved address
+    is checked before connecting, and the peer actually connected to after (DNS rebinding)."""
+    host, port = address
+    for *_, sockaddr in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+        check_public(str(sockaddr[0]))
+    sock = socket.create_connection(address, timeout, *args)
+    try:
+        check_public(str(sock.getpeername()[0]))
+    except BlockedAddressError:
+        sock.close()
+        raise
+    return sock
+
+
+class _PublicHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = _public_connection
+
+
+class _PublicHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = _public_connection
+
+
+class _PublicHTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_PublicHTTPConnection, req)
+
+
+class _PublicHTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_PublicHTTPSConnection, req)
+
+
 _opener = urllib.request.build_opener(_NoRedirects)
+# Proxies from the environment are left out: a proxy would connect on our behalf, unchecked.
+_public_opener = urllib.request.OpenerDirector()
+for _handler in (
+    _NoRedirects(),
+    _PublicHTTPHandler(),
+    _PublicHTTPSHandler(),
+    urllib.request.HTTPDefaultErrorHandler(),
+    urllib.request.HTTPErrorProcessor(),
+):
+    _public_opener.add_handler(_handler)
 
 
 def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Outcome:
-    """POST ``body`` to ``url`` with the standard library (no extra dependency for one verb)."""
+    """POST ``body`` to ``url`` with the standard library (no extra dependency for one verb),
+    to any address."""
+    return _send(_opener, url, body, headers, timeout)
+
+
+def post_public(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Outcome:
+    """:func:`post`, but only to public addresses (see the module docstring)."""
+    return _send(_public_opener, url, body, headers, timeout)
+
+
+def default_transport() -> Transport:
+    return post if get_settings().webhook_allow_private else post_public
+
+
+def _send(
+    opener: urllib.request.OpenerDirector,
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    timeout: float,
+) -> Outcome:
     request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")  # noqa: S310 - the URL was checked to be http(s) when registered
     started = time.monotonic()
     status: int | None = None
     error: str | None = None
     try:
-        with _opener.open(request, timeout=timeout) as response:
+        with opener.open(request, timeout=timeout) as response:
             status = response.status
     except urllib.error.HTTPError as exc:
         status = exc.code
@@ -80,12 +172,15 @@ class PassResult:
 def dispatch(
     new_uow: UowFactory,
     *,
-    transport: Transport = post,
+    transport: Transport | None = None,
     max_sends: int = MAX_SENDS,
     tenant_id: str | None = None,
     timeout: float = TIMEOUT_SECONDS,
 ) -> PassResult:
-    """One pass: fan out everything new, then send up to ``max_sends`` due deliveries."""
+    """One pass: fan out everything new, then send up to ``max_sends`` due deliveries
+    (with ``transport``; by default :func:`post_public`, or :func:`post` where private
+    receivers are allowed)."""
+    send = transport or default_transport()
     events = created = 0
     while True:
         with new_uow() as uow:
@@ -100,7 +195,7 @@ def dispatch(
             claimed = claim_due_delivery(uow, lease=LEASE, tenant_id=tenant_id)
         if claimed is None:
             break
-        outcome = transport(claimed.url, claimed.body, _headers(claimed), timeout)
+        outcome = send(claimed.url, claimed.body, _headers(claimed), timeout)
         with new_uow() as uow:
             status = record_attempt(uow, claimed=claimed, outcome=outcome)
         sent += 1
