@@ -34,6 +34,11 @@ class ErrorCode(StrEnum):
     API_KEY_NOT_FOUND = "api_key_not_found"
     WEBHOOK_ENDPOINT_NOT_FOUND = "webhook_endpoint_not_found"
     WEBHOOK_DELIVERY_NOT_FOUND = "webhook_delivery_not_found"
+    PLAN_NOT_FOUND = "plan_not_found"
+    MEMBERSHIP_NOT_FOUND = "membership_not_found"
+    CHARITY_NOT_FOUND = "charity_not_found"
+    REFERRAL_CODE_NOT_FOUND = "referral_code_not_found"
+    REFERRAL_NOT_FOUND = "referral_not_found"
     # InvalidInput
     VALIDATION_ERROR = "validation_error"
     INVALID_PROGRAMME = "invalid_programme"
@@ -41,6 +46,9 @@ class ErrorCode(StrEnum):
     INVALID_IDENTIFIER = "invalid_identifier"
     CURRENCY_MISMATCH = "currency_mismatch"
     INVALID_TOKEN = "invalid_token"  # noqa: S105 - a scanned member QR token: bad or expired
+    INVALID_GIFT_CARD = "invalid_gift_card"  # a typed or scanned gift card code: no such card
+    REASON_REQUIRED = "reason_required"  # a manual override (tier ...) without a reason
+    UNKNOWN_TIER = "unknown_tier"
     # Conflict
     DUPLICATE_IDENTIFIER = "duplicate_identifier"
     IDEMPOTENCY_KEY_REUSE = "idempotency_key_reuse"
@@ -52,6 +60,8 @@ class ErrorCode(StrEnum):
     IDEMPOTENCY_KEY_IN_USE = "idempotency_key_in_use"
     API_KEY_REVOKED = "api_key_revoked"
     DUPLICATE_STAFF_USER = "duplicate_staff_user"
+    TIERS_NOT_CONFIGURED = "tiers_not_configured"  # the programme has no tiers
+    REFERRAL_NOT_HELD = "referral_not_held"  # approve/reject a referral that is not on hold
     # Rejected
     INSUFFICIENT_POINTS = "insufficient_points"
     INSUFFICIENT_STAMPS = "insufficient_stamps"
@@ -65,6 +75,9 @@ class ErrorCode(StrEnum):
     RETURN_EXCEEDS_PURCHASE = "return_exceeds_purchase"
     CLAIM_WINDOW_CLOSED = "claim_window_closed"
     MEMBER_ERASED = "member_erased"
+    GIFT_CARD_EXPIRED = "gift_card_expired"
+    SELF_REFERRAL = "self_referral"
+    ACTION_LIMIT_REACHED = "action_limit_reached"  # an action's limits leave it nothing to earn
     # Unauthenticated / Forbidden
     UNAUTHENTICATED = "unauthenticated"
     FORBIDDEN = "forbidden"

@@ -33,6 +33,18 @@ PREFIXES = {
     "webhook_attempt": "wha",
     "staff_user": "stf",
     "effect": "eff",
+    "tier_change": "tch",
+    "stamp_card": "stc",
+    "stamp_award": "sta",
+    "campaign_award": "cpa",
+    "campaign_visit": "cpv",
+    "donation": "don",
+    "referral": "ref",
+    "membership": "msh",
+    "membership_payment": "mpy",
+    "dividend": "div",
+    "cashback": "cbk",
+    "gift_card": "gft",
 }
 
 

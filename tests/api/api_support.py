@@ -55,6 +55,7 @@ def document(key: str) -> dict[str, Any]:
                 "cost": 100,
             },
         ],
+        "memberships": [{"key": "plus", "name": "Plus", "billing": "monthly", "fee": "5.00"}],
     }
 
 

@@ -71,6 +71,8 @@ OBJECT_PARAMS = {
     "key_id",
     "endpoint_id",
     "delivery_id",
+    "hold_id",
+    "referral_id",
 }
 
 
@@ -87,6 +89,7 @@ class World:
 @pytest.fixture(scope="module")
 def world(engine: Engine, client: TestClient) -> World:
     a, b = make_tenant(engine, client), make_tenant(engine, client)
+    _with_donations_and_referrals(a)
     member = a.enrol("secret-mia@example.org", name="Mia Geheim")
     bought = a.buy(member["id"], "500.00").json()
     voucher = a.post(f"/v1/members/{member['id']}/redemptions", {"reward": "kaffee"}).json()
@@ -97,6 +100,11 @@ def world(engine: Engine, client: TestClient) -> World:
     with UnitOfWork(engine) as uow:
         fan_out(uow, tenant_id=a.id)
     delivery = a.get(f"/v1/webhook-endpoints/{endpoint['id']}/deliveries").json()["data"][0]
+    wallet = f"/v1/members/{member['id']}/wallet"
+    a.post(f"{wallet}/credits", {"amount": "10.00", "reason": "matrix"})
+    hold = a.post(f"{wallet}/payments", {"amount": "1.00", "currency": "EUR", "hold": True})
+    plus = {"plan": "plus", "amount": "5.00", "currency": "EUR", "external_id": "matrix-plus"}
+    a.post(f"/v1/members/{member['id']}/memberships/payments", plus)
     objects = {
         "programme": a.programme,
         "member_id": member["id"],
@@ -107,6 +115,8 @@ def world(engine: Engine, client: TestClient) -> World:
         "guest_purchase": guest["external_id"],
         "endpoint_id": endpoint["id"],
         "delivery_id": delivery["id"],
+        "plan": "plus",
+        "hold_id": hold.json()["id"],
     }
     programme_id = a.get(f"/v1/programmes/{a.programme}").json()["id"]
     secrets = [
@@ -135,7 +145,37 @@ def world(engine: Engine, client: TestClient) -> World:
         },
     }
     objects["programme_id"] = programme_id
+    objects["referral_id"] = _held_referral(a)
     return World(a, b, objects, secrets, member_secrets, tokens)
+
+
+def _with_donations_and_referrals(a: Tenant) -> None:
+    """A second revision of tenant a's programme with a charity and referrals."""
+    doc = document(a.programme)
+    doc["charities"] = [{"key": "tafel", "name": "Tafel"}]
+    doc["rewards"].append(
+        {
+            "key": "spende",
+            "name": "Spende",
+            "kind": "donation",
+            "charity": "tafel",
+            "points_per_step": 500,
+            "amount_per_step": "5.00",
+        }
+    )
+    doc["referral"] = {"referrer_reward": {"points": 50}}
+    applied = a.post("/v1/programmes", doc)
+    assert applied.status_code in (200, 201), applied.text
+
+
+def _held_referral(a: Tenant) -> str:
+    """A referral held for review: the friend signs up from the referrer's address."""
+    referrer = a.enrol("referrer-matrix@example.org", client_address="10.9.9.9")
+    code = a.get(f"/v1/members/{referrer['id']}/referral").json()["code"]
+    a.enrol("friend-matrix@example.org", referral_code=code, client_address="10.9.9.9")
+    held = a.get(f"/v1/programmes/{a.programme}/referrals", params={"status": "held"}).json()
+    referral_id: str = held[0]["id"]
+    return referral_id
 
 
 def grants(who: str, permission: Permission) -> bool:
@@ -178,7 +218,10 @@ def body_for(method: str, path: str, world: World) -> Any:
         ("POST", "/v1/programmes/{programme}/simulations"): {"currency": "EUR", "total": "9.00"},
         ("PATCH", "/v1/members/{member_id}"): {"name": "Mia"},
         ("POST", "/v1/members/{member_id}/redemptions"): {"reward": "kaffee"},
+        ("POST", "/v1/members/{member_id}/donations"): {"charity": "tafel", "points": 500},
         ("POST", "/v1/members/{member_id}/adjustments"): {"points": 5, "reason": "test"},
+        # the matrix programme has no tiers: refused with tiers_not_configured once allowed
+        ("POST", "/v1/members/{member_id}/tier-override"): {"tier": "gold", "reason": "test"},
         # destructive, so refused once allowed: Mia merged into herself, erasure not confirmed
         ("POST", "/v1/members/{member_id}/merge"): {"merge": member},
         ("POST", "/v1/members/{member_id}/erase"): {"reason": "matrix", "confirm": unique},
@@ -198,6 +241,32 @@ def body_for(method: str, path: str, world: World) -> Any:
         ("POST", "/v1/pos/redemptions"): {
             "token": "email:secret-mia@example.org",
             "reward": "kaffee",
+        },
+        ("POST", "/v1/pos/wallet-payments"): {
+            "token": "email:secret-mia@example.org",
+            "amount": "0.01",
+            "currency": "EUR",
+        },
+        ("POST", "/v1/members/{member_id}/memberships/payments"): {
+            "plan": "plus",
+            "amount": "5.00",
+            "currency": "EUR",
+            "external_id": unique,
+        },
+        ("POST", "/v1/members/{member_id}/wallet/credits"): {"amount": "0.01", "reason": "test"},
+        ("POST", "/v1/programmes/{programme}/gift-cards"): {"amount": "5.00", "currency": "EUR"},
+        # a code that names no card: 422 invalid_gift_card once allowed
+        ("POST", "/v1/gift-cards/balance"): {"code": "NO-SUCH-CARD"},
+        ("POST", "/v1/gift-cards/loads"): {"code": "NO-SUCH-CARD", "amount": "1.00"},
+        ("POST", "/v1/gift-cards/payments"): {
+            "code": "NO-SUCH-CARD",
+            "amount": "1.00",
+            "currency": "EUR",
+        },
+        ("POST", "/v1/members/{member_id}/wallet/gift-cards"): {"code": "NO-SUCH-CARD"},
+        ("POST", "/v1/members/{member_id}/wallet/payments"): {
+            "amount": "0.01",
+            "currency": "EUR",
         },
         ("POST", "/v1/member-auth/code"): {
             "programme": world.objects["programme_id"],
@@ -223,6 +292,11 @@ def body_for(method: str, path: str, world: World) -> Any:
         "/v1/api-keys/{key_id}/revoke",
         "/v1/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/redeliver",
         "/v1/me/qr-token",
+        "/v1/referrals/{referral_id}/approve",
+        "/v1/referrals/{referral_id}/reject",
+        "/v1/members/{member_id}/memberships/{plan}/cancel",
+        "/v1/wallet/holds/{hold_id}/capture",
+        "/v1/wallet/holds/{hold_id}/void",
     }
     if method in ("GET", "DELETE") or path in no_body:
         return None

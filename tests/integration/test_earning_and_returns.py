@@ -19,7 +19,7 @@ from treu.activities.service import (
 )
 from treu.clock import FixedClock
 from treu.errors import ErrorCode, TreuError
-from treu.jobs.nightly import run_nightly
+from treu.jobs.nightly import STEPS, run_nightly
 from treu.ledger.model import Balances, MemberAccount, member_account_id
 from treu.ledger.service import (
     activate_points,
@@ -376,7 +376,7 @@ def test_caps_per_member_and_month_limit_actions(
     shop = Shop(new_uow, clock, tenant)
     jo = shop.enrol("jo@example.org")
     earned = []
-    for i in range(3):
+    for i in range(2):
         with new_uow() as uow:
             earned.append(
                 record_action(
@@ -386,7 +386,16 @@ def test_caps_per_member_and_month_limit_actions(
                     action=ActionIn(external_id=f"rev-{i}", type="review"),
                 ).points
             )
-    assert earned == [20, 20, 0]
+    assert earned == [20, 20]
+    # the month's cap is used up: a third review is refused (see test_action_limits.py)
+    with pytest.raises(TreuError) as refused, new_uow() as uow:
+        record_action(
+            uow,
+            programme_id=shop.programme_id,
+            member=jo,
+            action=ActionIn(external_id="rev-2", type="review"),
+        )
+    assert refused.value.code is ErrorCode.ACTION_LIMIT_REACHED
     clock.advance(timedelta(days=31))
     with new_uow() as uow:
         assert (
@@ -603,7 +612,8 @@ def test_the_nightly_run_refuses_a_day_that_has_not_begun(
     # when midnight has passed in Berlin, the run goes ahead
     clock.set(datetime(2026, 3, 15, 23, 1, tzinfo=UTC))
     steps = run_nightly(new_uow, day=datetime(2026, 3, 16).date(), programme_id=shop.programme_id)
-    assert [s.step for s in steps] == [
+    assert [s.step for s in steps] == [name for name, _ in STEPS]
+    assert [s.step for s in steps][:5] == [
         "activate_pending",
         "birthday_bonus",
         "expire_points",

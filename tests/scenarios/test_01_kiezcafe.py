@@ -1,7 +1,9 @@
-"""Scenario 01 — Kiezcafé (shared/scenarios/01), the points part.
+"""Scenario 01 — Kiezcafé (shared/scenarios/01): stamps and points from one purchase.
 
-Stamps, the welcome voucher, surprise weeks and the welcome e-mail come with the programme
-mechanics and messaging; here Mia's points, the partial refund, DST and replays are checked.
+Mia's points, her Kaffeekarte (2 stamps a Monday, full on the fifth, one back with the refund),
+the welcome croissant, the surprise of the fifth visit-week, DST and replays. The welcome e-mail
+comes with the messaging issue (it will send it from the ``voucher.issued`` / ``member.enrolled``
+events); it is not faked here.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from treu.ledger.verify import verify_ledger
 from treu.members.enrolment import enrol_member
 from treu.members.model import Channel, IdentifierKind
 from treu.programmes.service import Tenant, apply_programme
+from treu.rewards.service import list_vouchers
+from treu.stamps.service import member_stamp_cards
 from treu.storage.uow import UnitOfWork
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -98,7 +102,31 @@ def test_mia_collects_41_points_over_seven_mondays_and_a_refund(
     with new_uow() as uow:
         assert get_balances(uow, tenant_id=tenant.id, member_id=mia).available == 7 * 6 + 2 - 3
         history = member_history(uow, tenant_id=tenant.id, member_id=mia)
-        assert sum(h.points for h in history) == 41
+        assert sum(h.points for h in history if h.unit == "points") == 41
+        # the card: full after 2026-03-30, then 2 (week 15) + 2 - 1 (week 16)
+        current, completed = member_stamp_cards(uow, tenant_id=tenant.id, member_id=mia)
+        assert (current.number, current.stamps, current.stamps_needed) == (2, 3, 10)
+        assert (completed.number, completed.status, completed.voucher_status) == (
+            1,
+            "completed",
+            "issued",
+        )
+        vouchers = list_vouchers(uow, tenant_id=tenant.id, member_id=mia)
+        assert [
+            (v.reward_name, v.issued_at.astimezone(BERLIN).date().isoformat()) for v in vouchers
+        ] == [
+            ("Willkommens-Croissant", "2026-03-02"),
+            ("Gratis Kaffee", "2026-03-30"),
+            ("Überraschung des Hauses", "2026-03-30"),
+        ]
+        assert completed.voucher_code == vouchers[1].code
+        stamps = [h for h in history if h.unit == "stamps"]
+        assert sum(h.points for h in stamps) == 3
+        first = next(h for h in stamps if h.activity_external_id == "bon-0302")
+        assert first.explanations == ["Kaffeekarte: 2 stamps for 2 × Kaffee"]
+        back = next(h for h in stamps if h.activity_external_id == "storno-0414")
+        assert back.points == -1
+        assert back.explanations == ["Kaffeekarte: 1 stamp taken back by the return"]
         # every award explains itself: the purchase, the rule, the points
         earn = next(h for h in history if h.activity_external_id == "bon-0309-2")
         assert earn.explanations == ["1 Punkt je Euro: 1 per 1.00 EUR on 2.50 EUR = 2 points"]

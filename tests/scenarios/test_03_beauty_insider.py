@@ -1,7 +1,7 @@
-"""Scenario 03 — Beauty Insider (shared/scenarios/03), the catalogue part.
+"""Scenario 03 — Beauty Insider (shared/scenarios/03) through the services.
 
-Donations come with the programme mechanics; here the catalogue, stock under concurrent
-redemptions on both databases, and a cancellation that gives points and stock back.
+Ana's donation in steps of 500 points and the donation report; the catalogue, stock under
+concurrent redemptions on both databases, and a cancellation that gives points and stock back.
 """
 
 from __future__ import annotations
@@ -9,15 +9,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from threading import Barrier
 from zoneinfo import ZoneInfo
 
+import pytest
 import yaml
 
 from treu.activities.model import PurchaseIn
 from treu.activities.service import record_purchase
 from treu.clock import FixedClock
+from treu.donations.service import DonationTotal, donate_points, donation_report
 from treu.errors import ErrorCode, TreuError
 from treu.ledger.service import get_balances
 from treu.ledger.verify import verify_ledger
@@ -61,6 +64,32 @@ def test_three_members_race_for_two_lipsticks(
     ana = member_with("ana", "1250.00")
     with new_uow() as uow:
         assert get_balances(uow, tenant_id=tenant.id, member_id=ana).available == 1250
+    # 2. Ana donates 1,000 points -> a donation of 20.00 USD is recorded; balance 250
+    with new_uow() as uow:
+        given = donate_points(
+            uow,
+            tenant_id=tenant.id,
+            member_id=ana,
+            charity="nbjc",
+            points=1000,
+            idempotency_key="ana-gives",
+        )
+    assert (given.amount, given.currency) == (Decimal("20.00"), "USD")
+    with new_uow() as uow:
+        assert get_balances(uow, tenant_id=tenant.id, member_id=ana).available == 250
+    # 3. Ana tries to donate 300 points -> invalid_amount (steps of 500); balance still 250
+    with pytest.raises(TreuError) as refused, new_uow() as uow:
+        donate_points(
+            uow,
+            tenant_id=tenant.id,
+            member_id=ana,
+            charity="nbjc",
+            points=300,
+            idempotency_key="ana-tries-300",
+        )
+    assert refused.value.code is ErrorCode.INVALID_AMOUNT
+    with new_uow() as uow:
+        assert get_balances(uow, tenant_id=tenant.id, member_id=ana).available == 250
     # 4. Bea, Cy and Dee (800 points each) redeem the lipstick at the same moment
     racers = [member_with(name, "800.00") for name in ("bea", "cy", "dee")]
     start = Barrier(len(racers))
@@ -109,3 +138,9 @@ def test_three_members_race_for_two_lipsticks(
         ] == 1
         report = verify_ledger(uow, tenant_id=tenant.id)
         assert report.ok, report.problems
+        # Expected: "National Black Justice Coalition" — 20.00 USD, 1 donor, 1,000 points
+        assert donation_report(uow, programme_id=programme_id) == [
+            DonationTotal(
+                "nbjc", "National Black Justice Coalition", Decimal("20.00"), "USD", 1, 1000, 1
+            )
+        ]

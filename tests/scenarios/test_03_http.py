@@ -3,8 +3,8 @@ test_03_beauty_insider.py, with the same numbers).
 
 The owner's admin key comes from ``treu keys create``, the web shop's integration key from the
 auth service and the store's till key from ``POST /v1/api-keys``; the lipstick race runs as
-three real concurrent HTTP requests against a uvicorn server. Donations (steps 2 and 3, the
-donation report) come with the programme mechanics: neither the services nor the API have them.
+three real concurrent HTTP requests against a uvicorn server. Ana's donation (steps 2 and 3)
+goes through the web shop's key; the donation report is read with a read-only reporting key.
 """
 
 from __future__ import annotations
@@ -66,6 +66,33 @@ def test_three_members_race_for_two_lipsticks_over_http(
         ana = member_with("ana", "1250.00")
         assert shop.get(f"/v1/members/{ana}/balances")["available"] == 1250
 
+        # 2. Ana donates 1,000 points -> 20.00 USD for the charity; balance 250
+        charities = shop.get(f"{PROGRAMME}/charities")
+        assert [(c["key"], c["points_per_step"], c["amount_per_step"]) for c in charities] == [
+            ("nbjc", 500, "10.00")
+        ]
+
+        def donate(points: int, key: str) -> httpx2.Response:
+            return client.post(
+                f"/v1/members/{ana}/donations",
+                json={"charity": "nbjc", "points": points},
+                headers={**shop.headers, "Idempotency-Key": key},
+            )
+
+        given = donate(1000, "ana-gives")
+        assert given.status_code == 201, given.text
+        assert (given.json()["amount"], given.json()["points"]) == ("20.00", 1000)
+        assert given.json()["currency"] == "USD"
+        assert shop.get(f"/v1/members/{ana}/balances")["available"] == 250
+        again = donate(1000, "ana-gives")  # the shop retries: nothing is given twice
+        assert again.json()["id"] == given.json()["id"]
+        assert shop.get(f"/v1/members/{ana}/balances")["available"] == 250
+
+        # 3. Ana tries to donate 300 points: not a step of 500, refused, nothing changes
+        refused = donate(300, "ana-tries-300")
+        assert (refused.status_code, refused.json()["code"]) == (422, "invalid_amount")
+        assert shop.get(f"/v1/members/{ana}/balances")["available"] == 250
+
         # 4. Bea, Cy and Dee (800 points each) redeem the lipstick at the same moment, at tills
         racers = [member_with(name, "800.00") for name in ("bea", "cy", "dee")]
         start = Barrier(len(racers))
@@ -105,6 +132,21 @@ def test_three_members_race_for_two_lipsticks_over_http(
         assert _stock(shop, "lipstick") == 1
         report = owner.post("/v1/ledger/verify")
         assert report["ok"], report["problems"]
+
+        # Expected: the donation report for the programme
+        reporting = Api(client, key_from_cli(engine, tenant.key, "--scope", "read"))
+        donations = reporting.get(f"{PROGRAMME}/donations/report")["charities"]
+        assert donations == [
+            {
+                "charity": "nbjc",
+                "name": "National Black Justice Coalition",
+                "amount": "20.00",
+                "currency": "USD",
+                "donors": 1,
+                "points": 1000,
+                "donations": 1,
+            }
+        ]
 
 
 def _all_at_once(

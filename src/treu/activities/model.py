@@ -111,6 +111,12 @@ class ActionIn(_In):
     store: str | None = Field(default=None, max_length=64)
     channel: Literal["pos", "online", "app", "other"] | None = None
     attributes: dict[str, str | int | bool] = Field(default_factory=dict)
+    target: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="what the action is about (the product reviewed): limits per target",
+    )
 
 
 class EarningBase(_In):

@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import bindparam, func, insert, select, update
@@ -44,7 +44,7 @@ from treu.members.tables import members
 from treu.programmes.model import Programme
 from treu.programmes.service import load_programme, load_revision, store_ids
 from treu.programmes.tables import rule_budgets
-from treu.rules.model import Award, EarnContext, MemberFacts, Period, evaluate
+from treu.rules.model import Award, EarnContext, MemberFacts, Period, evaluate, limits_reached
 from treu.storage.locks import lock_members
 from treu.storage.sql import insert_or_skip
 from treu.storage.uow import Event, UnitOfWork
@@ -276,7 +276,14 @@ def record_action(
         channel=action.channel,
         store=action.store,
         standing=standing,
+        target=action.target,
     )
+    spent = limits_reached(mechanics.earning_rules(programme), ctx)
+    if spent:  # farmed in a loop, or the same target again: refused, nothing is written
+        raise Rejected(
+            ErrorCode.ACTION_LIMIT_REACHED,
+            f"{action.type}: the member's limits of rule(s) {', '.join(spent)} are reached",
+        )
     result = _earn(
         uow,
         programme,
@@ -719,6 +726,7 @@ def _context(
     attributes: dict[str, Any] | None = None,
     standing: Standing | None = None,
     lock_budgets: bool = True,
+    target: str | None = None,
 ) -> EarnContext:
     """What the rules need to know; ``attributes``/``standing``: the member's, if already read.
     ``lock_budgets``: lock the campaign budgets this earning will draw on (not for a simulation,
@@ -742,6 +750,15 @@ def _context(
                     {"member_id": member_id, "rule_key": rule.key, "start": start, "end": end},
                 ).scalar_one()
             )
+    used_per_target = {
+        rule.key: int(
+            uow.conn.execute(
+                _USED_ON_TARGET, {"member_id": member_id, "rule_key": rule.key, "target": target}
+            ).scalar_one()
+        )
+        for rule in rules
+        if target is not None and rule.caps.per_target is not None
+    }
     budget_left: dict[str, int] = {}
     if any(r.caps.budget for r in rules):
         query = select(rule_budgets).where(rule_budgets.c.programme_id == programme.id)
@@ -758,6 +775,8 @@ def _context(
         store=store,
         member=_facts(dict(attributes), first, standing),
         used_per_member=used,
+        target=target,
+        used_per_target=used_per_target,
         budget_left=budget_left,
         rounding=programme.document.rounding,
     )
@@ -780,9 +799,25 @@ _USED_IN_PERIOD = select(func.coalesce(func.sum(awards.c.points), 0)).where(
 )
 
 
+# Actions on one target (the product reviewed) by the member, for Caps.per_target.
+_USED_ON_TARGET = (
+    select(func.coalesce(func.sum(awards.c.points), 0))
+    .select_from(awards.join(activities, activities.c.id == awards.c.activity_id))
+    .where(
+        awards.c.member_id == bindparam("member_id"),
+        awards.c.rule_key == bindparam("rule_key"),
+        activities.c.type == "action",
+        activities.c.payload["target"].as_string() == bindparam("target"),
+    )
+)
+_EVER = (datetime(1970, 1, 1, tzinfo=UTC), datetime(3000, 1, 1, tzinfo=UTC))  # Period.LIFETIME
+
+
 def _period_bounds(programme: Programme, at: datetime, period: Period) -> tuple[datetime, datetime]:
     from treu.ledger.model import add_months, start_of_day
 
+    if period is Period.LIFETIME:
+        return _EVER
     day = programme.local_date(at)
     if period is Period.DAY:
         first, last = day, day + timedelta(days=1)

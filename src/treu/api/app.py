@@ -20,12 +20,18 @@ from treu.api.ratelimit import RateLimiter
 from treu.api.routers import (
     activities,
     admin,
+    donations,
     me,
     members,
+    memberships,
     pos,
     programmes,
+    referrals,
     rewards,
     staff,
+    stamps,
+    tiers,
+    wallet,
     webhooks,
 )
 from treu.clock import Clock, SystemClock
@@ -54,6 +60,12 @@ ROUTERS = (
     me.auth_router,
     me.router,
     staff.router,
+    memberships.router,
+    wallet.router,
+    donations.router,
+    referrals.router,
+    stamps.router,
+    tiers.router,
 )
 
 

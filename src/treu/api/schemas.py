@@ -14,6 +14,8 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from treu.activities.model import ActionIn, ExternalId, PurchaseIn
+from treu.api.schemas_stamps import StampCardRead
+from treu.api.schemas_tiers import TierSummaryRead
 from treu.auth.model import ApiKey, Scope
 from treu.ledger.model import Balances
 from treu.ledger.service import HistoryEntry, LotLine
@@ -90,6 +92,15 @@ class MemberCreate(_In):
     locale: str | None = Field(default=None, max_length=16)
     attributes: dict[str, str | int | bool] = Field(default_factory=dict, max_length=50)
     consents: dict[Channel, bool] = Field(default_factory=dict)
+    referral_code: str | None = Field(
+        default=None, min_length=1, max_length=32, description="the code of the friend who referred"
+    )
+    client_address: str | None = Field(
+        default=None,
+        max_length=100,
+        description="the customer's IP address or device id as the shop saw it (referral fraud "
+        "checks; only a hash is kept). The request's own address is the shop's server's.",
+    )
 
 
 class MemberUpdate(_In):
@@ -619,6 +630,16 @@ class PosRedeemCreate(PosScanCreate):
     reward: str = Field(min_length=1, max_length=64, description="reward key")
 
 
+class MembershipPerksRead(_Out):
+    """A membership as the till shows it: the plan, whether its perks apply, and which."""
+
+    plan: str
+    name: str
+    status: str = Field(description="active, past_due, cancelled (until paid_until), expired")
+    perks: list[str] = Field(description='e.g. "10 % on Classes", "free shipping"')
+    free_shipping: bool
+
+
 class MemberSummaryRead(_Out):
     """What a till shows after a scan: who it is, what they have, what they can use now."""
 
@@ -631,6 +652,16 @@ class MemberSummaryRead(_Out):
     )
     balances: BalancesRead
     vouchers: list[VoucherRead] = Field(description="Vouchers usable now, soonest expiry first")
+    stamp_cards: list[StampCardRead] = Field(
+        default_factory=list, description="The current card of every stamp card type ('3/10')"
+    )
+    tier: TierSummaryRead | None = Field(
+        default=None, description="The member's tier and its perks (none: no tiers)"
+    )
+    memberships: list[MembershipPerksRead] = Field(
+        default_factory=list, description="Memberships whose perks apply now"
+    )
+    wallet: Money | None = Field(default=None, description="Wallet money available to pay with")
 
 
 # --- member log-in, the member's own account, staff sessions --------------------------------

@@ -53,12 +53,19 @@ class Permission(StrEnum):
     VOUCHERS_USE = "vouchers:use"
     VOUCHERS_CANCEL = "vouchers:cancel"
     POINTS_ADJUST = "points:adjust"
+    TIERS_OVERRIDE = "tiers:override"  # staff put a member into a tier by hand, with a reason
     LEDGER_VERIFY = "ledger:verify"
     JOBS_RUN = "jobs:run"
     API_KEYS_MANAGE = "api_keys:manage"
     WEBHOOKS_MANAGE = "webhooks:manage"
     POS_SCAN = "pos:scan"
     MEMBERS_PRIVACY = "members:privacy"  # GDPR export and erasure, merging members
+    DONATIONS_READ = "donations:read"  # the donation report
+    REFERRALS_REVIEW = "referrals:review"  # approve or reject referrals held as suspicious
+    MEMBERSHIPS_WRITE = "memberships:write"  # report membership payments, cancel
+    WALLET_CREDIT = "wallet:credit"  # store credit and goodwill into a member's wallet
+    WALLET_PAY = "wallet:pay"  # pay with the wallet at the till (at once, or hold/capture/void)
+    REPORTS_READ = "reports:read"  # programme KPIs such as membership revenue and dividends
     # a member token's own account (/v1/me…); no API key or staff user has these
     ME_READ = "me:read"
     ME_QR_TOKEN = "me:qr_token"  # noqa: S105 - a permission name, not a secret
@@ -82,6 +89,8 @@ _READS = frozenset(
         P.ACTIVITIES_READ,
         P.REWARDS_READ,
         P.VOUCHERS_READ,
+        P.DONATIONS_READ,
+        P.REPORTS_READ,
     }
 )
 SCOPE_PERMISSIONS: dict[Scope, frozenset[Permission]] = {
@@ -97,6 +106,9 @@ SCOPE_PERMISSIONS: dict[Scope, frozenset[Permission]] = {
         P.VOUCHERS_CANCEL,
         P.WEBHOOKS_MANAGE,
         P.POS_SCAN,
+        P.MEMBERSHIPS_WRITE,
+        P.WALLET_CREDIT,
+        P.WALLET_PAY,
     },
     Scope.POS: frozenset(
         {
@@ -107,6 +119,7 @@ SCOPE_PERMISSIONS: dict[Scope, frozenset[Permission]] = {
             P.REDEEM,
             P.VOUCHERS_USE,
             P.POS_SCAN,
+            P.WALLET_PAY,
         }
     ),
     Scope.READ: _READS,

@@ -2,6 +2,45 @@
 
 from __future__ import annotations
 
-from treu.storage.metadata import metadata
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    String,
+    Table,
+    UniqueConstraint,
+)
 
-__all__ = ["metadata"]
+from treu.storage.metadata import metadata
+from treu.storage.types import UTCDateTime, id_column_type
+
+# Write-once: one row per donation, next to the ledger transfer that moved the points. The
+# money is what the programme owes the charity; the points are in the donation account.
+donations = Table(
+    "donations",
+    metadata,
+    Column("id", id_column_type(), primary_key=True),
+    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
+    Column("programme_id", ForeignKey("programmes.id"), nullable=False),
+    Column("member_id", ForeignKey("members.id"), nullable=False),
+    Column("charity", String(64), nullable=False),
+    Column("unit", String(8), nullable=False),  # what was given: points or wallet money
+    Column("points", BigInteger, nullable=False),  # 0 for wallet money
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("transfer_id", ForeignKey("transfers.id"), nullable=False),
+    Column("idempotency_key", String(200), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("tenant_id", "idempotency_key"),
+    UniqueConstraint("transfer_id"),
+    Index("ix_donations_programme_time", "programme_id", "created_at"),
+    Index("ix_donations_member", "member_id", "created_at"),
+    CheckConstraint("unit IN ('points', 'wallet')", name="unit_known"),
+    CheckConstraint(
+        "(unit = 'points' AND points > 0) OR (unit = 'wallet' AND points = 0)",
+        name="points_match_unit",
+    ),
+    CheckConstraint("amount_minor > 0", name="amount_positive"),
+)

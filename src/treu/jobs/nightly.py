@@ -8,6 +8,14 @@ the programme's timezone. Order (later issues plug their steps into the same lis
 3. ``expire_points``      lots past their expiry date, and inactive members' points, to breakage
 4. ``expire_vouchers``    issued vouchers past their date
 5. ``expiry_reminders``   one ``points.expiring`` event per member and expiry date, ahead of time
+6. ``reevaluate_tiers``   at a period end, each member to the tier the finished period earns
+7. ``tier_warnings``      one ``tier.will_downgrade`` per member and period, ahead of its end
+8. ``membership_status``  memberships whose paid period ran out: past_due, expired (events)
+9. ``membership_dividends`` last year's dividend as store credit on the plan's pay date
+10. ``expire_gift_cards``  gift cards past their date: the rest to breakage
+11. ``expire_stamp_cards`` incomplete stamp cards past their ``expires_after_days``: to breakage
+12. ``enrolment_anniversaries`` the anniversary gift, once per member and year
+13. ``confirm_referrals`` referrals whose qualifying purchase outlived the return window: rewards
 
 Each step processes work in batches, one transaction per batch, and is idempotent on its own
 (state checks, external ids, dedupe keys): a crash half-way and a re-run do every item once. A
@@ -16,7 +24,8 @@ finished step is recorded in ``job_runs`` so a second run of the same date skips
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -24,22 +33,29 @@ from sqlalchemy import func, select
 
 from treu.activities.model import ActionIn
 from treu.activities.service import record_action
-from treu.errors import ErrorCode, InvalidInput
+from treu.campaigns import service as campaigns
+from treu.errors import ErrorCode, InvalidInput, Rejected
 from treu.ids import new_id
 from treu.jobs.tables import job_runs
 from treu.ledger import postings
 from treu.ledger.model import add_months, expires_on, start_of_day
 from treu.ledger.tables import lots
+from treu.mechanics.service import record_effects
 from treu.members.model import birthday_on
 from treu.members.tables import members
+from treu.memberships import service as memberships
 from treu.outbox.tables import outbox
 from treu.programmes.model import Programme
 from treu.programmes.service import load_programme
 from treu.programmes.tables import programmes
+from treu.referrals.service import confirm_due_referrals
 from treu.rewards.service import expire_vouchers
+from treu.stamps import service as stamps
 from treu.storage.locks import lock_members
 from treu.storage.sql import insert_or_skip
 from treu.storage.uow import Event, UnitOfWork
+from treu.tiers import service as tiers
+from treu.wallet import gift_cards
 
 BATCH = 500
 UowFactory = Callable[[], UnitOfWork]
@@ -93,7 +109,9 @@ def birthday_bonus(new_uow: UowFactory, programme_id: str, day: date) -> int:
         ).all()
     due = [m for m, born in candidates if birthday_on(born, day.year) == day]
     for member_id in due:
-        with new_uow() as uow:
+        # A birthday rule with a per-member limit (lifetime: 1) refuses the action: that is the
+        # limit working, not a reason to stop tonight's run.
+        with _suppress_limit(), new_uow() as uow:
             programme = load_programme(uow, programme_id)
             record_action(
                 uow,
@@ -203,12 +221,121 @@ def expiry_reminders(new_uow: UowFactory, programme_id: str, day: date) -> int:
         return sent
 
 
+def reevaluate_tiers_step(new_uow: UowFactory, programme_id: str, day: date) -> int:
+    """Period ends: members move to the tier their finished period earns (treu.tiers)."""
+    with new_uow() as uow:
+        candidates = tiers.nightly_candidates(uow, load_programme(uow, programme_id), day)
+    changed = 0
+    for start in range(0, len(candidates), BATCH):
+        with new_uow() as uow:
+            programme = load_programme(uow, programme_id)
+            batch = candidates[start : start + BATCH]
+            for member_id, effect in tiers.reevaluate_tiers(uow, programme, day, batch):
+                record_effects(uow, programme, member_id, None, [effect])
+                changed += 1
+            uow.commit()
+    return changed
+
+
+def tier_warnings(new_uow: UowFactory, programme_id: str, day: date) -> int:
+    """``tier.will_downgrade`` ahead of a period end, once per member and period."""
+    with new_uow() as uow:
+        sent = tiers.downgrade_warnings(uow, load_programme(uow, programme_id), day)
+        uow.commit()
+        return sent
+
+
+def expire_gift_cards_step(new_uow: UowFactory, programme_id: str, day: date) -> int:
+    """Gift cards past their date: what is left goes to breakage."""
+    with new_uow() as uow:
+        programme = load_programme(uow, programme_id)
+        at = start_of_day(day, programme.tz)
+        count = gift_cards.expire_gift_cards(uow, programme_id=programme_id, at=at)
+        uow.commit()
+        return count
+
+
+def membership_status(new_uow: UowFactory, programme_id: str, day: date) -> int:
+    """Memberships whose period ran out by the start of ``day``: past_due, then expired."""
+    with new_uow() as uow:
+        programme = load_programme(uow, programme_id)
+        if not programme.document.memberships:
+            return 0
+        at = start_of_day(day, programme.tz)
+        changed = memberships.advance_statuses(uow, programme_id=programme_id, at=at)
+        uow.commit()
+        return changed
+
+
+def membership_dividends(new_uow: UowFactory, programme_id: str, day: date) -> int:
+    """Last year's dividends as store credit, on (or after a missed night, from) the plan's
+    pay date; one transaction per member, each paid at most once per plan and year."""
+    with new_uow() as uow:
+        due = memberships.dividends_due(uow, programme_id=programme_id, day=day)
+    paid = 0
+    for one in due:
+        with new_uow() as uow:
+            paid += memberships.pay_dividend(uow, programme_id=programme_id, due=one)
+    return paid
+
+
+def expire_stamp_cards_step(new_uow: UowFactory, programme_id: str, day: date) -> int:
+    """Incomplete stamp cards past their card type's ``expires_after_days`` (treu.stamps)."""
+    done = 0
+    while True:
+        with new_uow() as uow:
+            batch = stamps.expire_stamp_cards(uow, programme_id=programme_id, day=day, limit=BATCH)
+            programme = load_programme(uow, programme_id)
+            for member_id, effect in batch:
+                record_effects(uow, programme, member_id, None, [effect])
+            uow.commit()
+        done += len(batch)
+        if len(batch) < BATCH:
+            return done
+
+
+def confirm_referrals(new_uow: UowFactory, programme_id: str, day: date) -> int:
+    done = 0
+    while True:
+        with new_uow() as uow:
+            as_of = start_of_day(day, load_programme(uow, programme_id).tz)
+            confirmed = confirm_due_referrals(uow, programme_id=programme_id, as_of=as_of)
+        if not confirmed:
+            return done
+        done += confirmed
+
+
+def enrolment_anniversaries(new_uow: UowFactory, programme_id: str, day: date) -> int:
+    """The anniversary gift for members who joined on this day (treu.campaigns); once per
+    member and year, one transaction per member."""
+    with new_uow() as uow:
+        due = campaigns.anniversaries_due(uow, programme_id=programme_id, day=day)
+    given = 0
+    for member_id in due:
+        with new_uow() as uow:
+            effects = campaigns.award_anniversary(
+                uow, programme_id=programme_id, member_id=member_id, day=day
+            )
+            record_effects(uow, load_programme(uow, programme_id), member_id, None, effects)
+            uow.commit()
+        given += bool(effects)
+    return given
+
+
 STEPS: list[tuple[str, Step]] = [
     ("activate_pending", activate_pending),
     ("birthday_bonus", birthday_bonus),
     ("expire_points", expire_points),
     ("expire_vouchers", expire_vouchers_step),
     ("expiry_reminders", expiry_reminders),
+    ("reevaluate_tiers", reevaluate_tiers_step),
+    ("tier_warnings", tier_warnings),
+    ("membership_status", membership_status),
+    ("membership_dividends", membership_dividends),
+    ("expire_gift_cards", expire_gift_cards_step),
+    ("expire_stamp_cards", expire_stamp_cards_step),
+    ("enrolment_anniversaries", enrolment_anniversaries),
+    ("confirm_referrals", confirm_referrals),
 ]
 
 
@@ -276,6 +403,16 @@ _RECORD_RUN = insert_or_skip(
     conflict=("programme_id", "step", "run_date"),
     returning="id",
 )
+
+
+@contextmanager
+def _suppress_limit() -> Iterator[None]:
+    """Swallow ``action_limit_reached`` (and only that)."""
+    try:
+        yield
+    except Rejected as exc:
+        if exc.code is not ErrorCode.ACTION_LIMIT_REACHED:
+            raise
 
 
 def _has_action_rule(programme: Programme, action_type: str) -> bool:

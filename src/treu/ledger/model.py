@@ -80,6 +80,13 @@ class TransferKind(StrEnum):
     ADJUST = "adjust"  # adjustment <-> available
     DONATE = "donate"  # available -> donation
     MERGE = "merge"  # one member's available | pending | debt -> another's (members merged)
+    # wallet money (Unit.WALLET, see treu.wallet)
+    CREDIT = "credit"  # issuance -> available: store credit, a membership dividend
+    CASHBACK = "cashback"  # issuance -> available: a share of a purchase
+    PAY = "pay"  # available -> redemption: paid with the wallet at once (no hold)
+    LOAD = "load"  # issuance -> a gift card's account: a card sold or topped up
+    REDEEM_CARD = "redeem_card"  # a gift card's account -> a member's available wallet money
+    COMPLETE = "complete"  # stamps: available -> redemption (a full stamp card gives its voucher)
 
 
 class LotStatus(StrEnum):

@@ -8,11 +8,15 @@ runs per tenant or over the whole database:
 3. every cached member balance equals the replay of its transfers;
 4. every lot's remaining equals its amount minus its allocations, within 0..amount;
 5. a member's active lots hold exactly their available balance, pending lots their pending
-   balance, and open holds their held balance;
+   balance, and open holds their held balance (points and wallet money alike);
 6. allocations of a transfer never exceed it;
 7. no balance is below its floor (negative only in the debt account);
 8. points went into debt only by a return under a programme revision whose return policy is
    ``allow_negative``.
+9. a member's stamps balance equals the stamps on their open stamp cards (``treu.stamps``).
+10. a gift card's cached balance equals the replay of its transfers (``treu.wallet``).
+10. every donation has its ``donate`` transfer of the same member, unit and amount, and every
+    ``donate`` transfer its donation (``treu.donations``).
 """
 
 from __future__ import annotations
@@ -66,10 +70,36 @@ _CHECKS: dict[str, str] = {
           AND a.balance <>
             (SELECT COALESCE(SUM(amount), 0) FROM holds
              WHERE member_id = a.member_id AND status = 'held')""",
+    "open_wallet_holds_equal_held": """
+        SELECT a.member_id FROM accounts a
+        WHERE a.kind = 'held' AND a.unit = 'wallet' AND a.member_id IS NOT NULL {a}
+          AND a.balance <>
+            (SELECT COALESCE(SUM(amount_minor), 0) FROM wallet_holds
+             WHERE member_id = a.member_id AND status = 'held')""",
+    "gift_card_balance_equals_replay": """
+        SELECT a.id FROM accounts a
+        WHERE a.member_id IS NULL AND a.balance IS NOT NULL {a} AND (a.balance < 0 OR a.balance <>
+            (SELECT COALESCE(SUM(amount), 0) FROM transfers WHERE credit_account_id = a.id)
+          - (SELECT COALESCE(SUM(amount), 0) FROM transfers WHERE debit_account_id = a.id))""",
     "allocations_within_transfer": """
         SELECT t.id FROM transfers t
         WHERE 1 = 1 {t} AND t.amount <
             (SELECT COALESCE(SUM(ABS(amount)), 0) FROM lot_allocations WHERE transfer_id = t.id)""",
+    "stamps_equal_open_cards": """
+        SELECT a.member_id FROM accounts a
+        WHERE a.kind = 'available' AND a.unit = 'stamps' AND a.member_id IS NOT NULL {a}
+          AND a.balance <> (SELECT COALESCE(SUM(stamps), 0) FROM stamp_cards
+             WHERE member_id = a.member_id AND status = 'open')""",
+    # a donation row and its transfer agree (member, unit, amount); no donate transfer without one
+    "donations_match_transfers": """
+        SELECT t.id FROM donations t LEFT JOIN transfers x ON x.id = t.transfer_id
+        WHERE 1 = 1 {t} AND (x.id IS NULL OR x.kind <> 'donate' OR x.member_id <> t.member_id
+          OR x.unit <> t.unit
+          OR x.amount <> CASE WHEN t.unit = 'points' THEN t.points ELSE t.amount_minor END)""",
+    "donate_transfers_have_donations": """
+        SELECT t.id FROM transfers t
+        WHERE t.kind = 'donate' {t}
+          AND NOT EXISTS (SELECT 1 FROM donations d WHERE d.transfer_id = t.id)""",
     "balances_within_floor": """
         SELECT a.id FROM accounts a
         WHERE a.member_id IS NOT NULL {a}

@@ -11,26 +11,46 @@ from datetime import datetime
 from sqlalchemy import bindparam, insert, select
 
 from treu.activities.tables import activity_effects
+from treu.campaigns import service as campaigns
 from treu.ids import new_id
 from treu.mechanics.model import ActivityDone, Effect, Standing
+from treu.memberships import service as memberships
+from treu.memberships.model import implied_rules
 from treu.programmes.model import Programme
+from treu.referrals import service as referrals
 from treu.rules.model import Rule
+from treu.stamps import service as stamps
 from treu.storage.uow import UnitOfWork
+from treu.tiers import service as tiers
+from treu.tiers.model import implied_rules as implied_tier_rules
+from treu.wallet import service as wallet
 
 
 def standing(uow: UnitOfWork, programme: Programme, member_id: str, at: datetime) -> Standing:
     """The member's tier and active membership plans at ``at``."""
-    return Standing()
+    return Standing(
+        tier=tiers.tier_at(uow, programme, member_id, at),
+        memberships=memberships.active_plans(uow, programme, member_id, at),
+    )
 
 
 def earning_rules(programme: Programme) -> list[Rule]:
     """The programme's rules plus those its tiers and membership plans imply."""
-    return list(programme.document.rules)
+    return (
+        list(programme.document.rules)
+        + implied_tier_rules(programme.document.tiers)
+        + implied_rules(programme.document.memberships)
+    )
 
 
 def after_activity(uow: UnitOfWork, done: ActivityDone) -> list[Effect]:
     """Let every mechanic react to a recorded activity; store and return what they did."""
     effects: list[Effect] = []
+    effects += stamps.after_activity(uow, done)
+    effects += campaigns.after_activity(uow, done)
+    effects += tiers.after_activity(uow, done)
+    effects += referrals.on_activity(uow, done)
+    effects += wallet.cashback_after(uow, done)
     record_effects(uow, done.programme, done.member_id, done.activity_id, effects)
     return effects
 
@@ -46,6 +66,10 @@ def after_enrolment(
 ) -> list[Effect]:
     """Welcome gifts, launch bonuses, referral bookkeeping for a member enrolled just now."""
     effects: list[Effect] = []
+    effects += campaigns.after_enrolment(uow, programme, member_id, at)
+    effects += referrals.on_enrolment(
+        uow, programme, member_id, at, referral_code=referral_code, client_address=client_address
+    )
     record_effects(uow, programme, member_id, None, effects)
     return effects
 

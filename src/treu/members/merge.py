@@ -4,8 +4,8 @@ account online) and wants one balance.
 Everything moves to the member that stays: identifiers, consents, activities and their awards
 (so caps and first purchase count once), vouchers and redemptions, and the points — lot by lot,
 each keeping its activation, expiry and purchase, so returns and expiry work as before; a debt
-moves too and is paid from the points. The merged member keeps its id and history and points to
-the one that stays.
+moves too and is paid from the points; the wallet money moves as one transfer. The merged member
+keeps its id and history and points to the one that stays.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from treu.programmes.service import load_programme
 from treu.rewards.tables import redemptions, vouchers
 from treu.storage.locks import lock_members
 from treu.storage.uow import Event, UnitOfWork
+from treu.wallet import service as wallet
 
 
 def merge_members(
@@ -86,6 +87,14 @@ def merge_members(
         postings.settle_debt(
             uow, programme, member_id=keep_id, lot_id=spendable, key=f"merge:{merge_id}", at=now
         )
+    wallet.move_wallet(
+        uow,
+        programme,
+        from_member=merge_id,
+        to_member=keep_id,
+        key=f"merge-wallet:{merge_id}",
+        at=now,
+    )
     uow.conn.execute(member_login_codes.delete().where(member_login_codes.c.member_id == merge_id))
     for table in (identifiers, consents, activities, awards, vouchers, redemptions):
         uow.conn.execute(

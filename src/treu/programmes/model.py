@@ -99,6 +99,10 @@ class ProgrammeDocument(BaseModel):
             ("stores", [s.key for s in self.stores]),
             ("rules", [r.key for r in self.rules]),
             ("rewards", [r.key for r in self.rewards]),
+            ("charities", [c.key for c in self.charities]),
+            ("stamp_cards", [c.key for c in self.stamp_cards]),
+            ("memberships", [p.key for p in self.memberships]),
+            ("wallet.cashback", [c.key for c in self.wallet.cashback]),
         )
         for name, keys in keyed:
             seen: set[str] = set()
@@ -111,7 +115,69 @@ class ProgrammeDocument(BaseModel):
             unknown = set(rule.when.stores) - store_keys
             if unknown:
                 raise ValueError(f"rules.{i}.when.stores: unknown store {sorted(unknown)[0]!r}")
+        _check_donation_rewards(self)
+        _check_referral_rewards(self)
+        _check_given_rewards(self)
+        _check_reward_tiers(self)
+        _check_plans_named(self)
         return self
+
+
+def _check_plans_named(doc: ProgrammeDocument) -> None:
+    """Rules and cashback for members of some plans name plans the document offers."""
+    known = {p.key for p in doc.memberships}
+    named = [(f"rules.{i}.when.memberships", r.when.memberships) for i, r in enumerate(doc.rules)]
+    named += [
+        (f"wallet.cashback.{i}.memberships", c.memberships)
+        for i, c in enumerate(doc.wallet.cashback)
+    ]
+    for path, plans in named:
+        unknown = [p for p in plans if p not in known]
+        if unknown:
+            raise ValueError(f"{path}: unknown membership plan {unknown[0]!r}")
+
+
+def _check_reward_tiers(doc: ProgrammeDocument) -> None:
+    """A reward for some tiers names tiers the programme has."""
+    known = set(doc.tiers.keys()) if doc.tiers else set()
+    for i, reward in enumerate(doc.rewards):
+        named = [*reward.tiers, *([reward.min_tier] if reward.min_tier else [])]
+        unknown = [t for t in named if t not in known]
+        if unknown:
+            field = "min_tier" if unknown[0] == reward.min_tier else "tiers"
+            raise ValueError(f"rewards.{i}.{field}: unknown tier {unknown[0]!r}")
+
+
+def _check_given_rewards(doc: ProgrammeDocument) -> None:
+    """A full stamp card and a campaign give a voucher of a reward the document lists."""
+    known = {r.key for r in doc.rewards}
+    given = [(f"stamp_cards.{i}.reward", c.reward) for i, c in enumerate(doc.stamp_cards)]
+    for path, key in [*given, *doc.campaigns.reward_keys()]:
+        if key not in known:
+            raise ValueError(f"{path}: unknown reward {key!r}")
+
+
+def _check_referral_rewards(doc: ProgrammeDocument) -> None:
+    """A referral's voucher is of a reward the document lists."""
+    known = {r.key for r in doc.rewards}
+    for side in ("referrer_reward", "friend_reward"):
+        given = getattr(doc.referral, side, None)
+        if given is not None and given.reward is not None and given.reward not in known:
+            raise ValueError(f"referral.{side}.reward: unknown reward {given.reward!r}")
+
+
+def _check_donation_rewards(doc: ProgrammeDocument) -> None:
+    """A donation reward names a listed charity, and each charity has one rate."""
+    charities = {c.key for c in doc.charities}
+    rated: set[str] = set()
+    for i, reward in enumerate(doc.rewards):
+        if reward.charity is None:
+            continue
+        if reward.charity not in charities:
+            raise ValueError(f"rewards.{i}.charity: unknown charity {reward.charity!r}")
+        if reward.charity in rated:
+            raise ValueError(f"rewards.{i}.charity: {reward.charity!r} already has a donation")
+        rated.add(reward.charity)
 
 
 def parse_document(data: Any) -> ProgrammeDocument:

@@ -25,6 +25,7 @@ class RewardKind(StrEnum):
     FREE_SHIPPING = "free_shipping"
     EXPERIENCE = "experience"
     CUSTOM = "custom"
+    DONATION = "donation"  # points turned into money for a charity (see treu.donations)
 
 
 class VoucherStatus(StrEnum):
@@ -57,9 +58,14 @@ class RewardDef(BaseModel):
     available_until: datetime | None = None
     voucher_valid_days: int | None = Field(default=None, gt=0, le=3650)
     tiers: list[str] = Field(default_factory=list)
+    min_tier: str | None = Field(default=None, description="this tier and the tiers above it")
     segments: list[str] = Field(default_factory=list)
     active: bool = True
     description: str | None = Field(default=None, max_length=2000)
+    # donation: ``points_per_step`` points give ``amount_per_step`` to ``charity``
+    charity: str | None = Field(default=None, max_length=64, description="donation")
+    points_per_step: int | None = Field(default=None, gt=0, le=100_000_000)
+    amount_per_step: Decimal | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _kind_has_its_fields(self) -> RewardDef:
@@ -69,6 +75,16 @@ class RewardDef(BaseModel):
             raise ValueError("a percentage_discount reward needs a percent")
         if self.kind is RewardKind.FREE_PRODUCT and self.sku is None:
             raise ValueError("a free_product reward needs a sku")
+        if self.kind is RewardKind.DONATION:
+            if None in (self.charity, self.points_per_step, self.amount_per_step):
+                raise ValueError(
+                    "a donation reward needs charity, points_per_step and amount_per_step"
+                )
+            if self.cost is not None:
+                # Donations are bought by the step through /donations, never as a voucher.
+                raise ValueError("a donation reward has points_per_step, not a cost")
+        elif (self.charity, self.points_per_step, self.amount_per_step) != (None, None, None):
+            raise ValueError("charity, points_per_step and amount_per_step are for donations")
         for name in ("available_from", "available_until"):
             at = getattr(self, name)
             if at is not None and at.tzinfo is None:
@@ -91,6 +107,7 @@ class RewardState:
     available_until: datetime | None
     tiers: tuple[str, ...]
     segments: tuple[str, ...]
+    min_tier: str | None = None
 
 
 def check_redeemable(
@@ -100,9 +117,15 @@ def check_redeemable(
     redeemed_by_member: int,
     member_tier: str | None,
     member_segments: frozenset[str],
+    tier_order: tuple[str, ...] = (),
 ) -> None:
     """Raise the reason a member cannot redeem ``reward`` now (stock and points are checked
-    where they are guarded: in the conditional updates)."""
+    where they are guarded: in the conditional updates). ``tier_order``: the programme's tier
+    keys, lowest first (for ``min_tier``)."""
+    if reward.min_tier is not None and not _at_least(member_tier, reward.min_tier, tier_order):
+        raise Rejected(
+            ErrorCode.REWARD_NOT_ELIGIBLE, f"{reward.name} is for {reward.min_tier} and above"
+        )
     if not reward.active:
         raise Rejected(ErrorCode.REWARD_UNAVAILABLE, f"{reward.name} is not offered any more")
     if reward.cost is None:
@@ -122,6 +145,10 @@ def check_redeemable(
             ErrorCode.REDEMPTION_LIMIT_REACHED,
             f"{reward.name} can be redeemed {reward.per_member_limit} time(s) per member",
         )
+
+
+def _at_least(tier: str | None, floor: str, order: tuple[str, ...]) -> bool:
+    return tier in order and floor in order and order.index(tier) >= order.index(floor)
 
 
 def new_voucher_code() -> str:

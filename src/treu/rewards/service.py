@@ -35,6 +35,7 @@ from treu.rewards.model import (
 from treu.rewards.tables import redemptions, rewards, vouchers
 from treu.storage.locks import lock_members
 from treu.storage.uow import Event, UnitOfWork, is_unique_violation
+from treu.tiers import service as tiers
 
 
 @dataclass(frozen=True)
@@ -116,12 +117,17 @@ def redeem_reward(
             redemptions.c.status == "completed",
         )
     ).scalar_one()
+    tier_settings = programme.document.tiers
+    if tier is None and tier_settings is not None:
+        current = tiers.current_tier(uow, programme, member_id)
+        tier = None if current is None else current.key
     check_redeemable(
         reward,
         now=now,
         redeemed_by_member=int(redeemed),
         member_tier=tier,
         member_segments=segments,
+        tier_order=() if tier_settings is None else tier_settings.keys(),
     )
     cost = reward.cost
     assert cost is not None  # check_redeemable refuses rewards that are only given
@@ -469,6 +475,7 @@ def _reward(uow: UnitOfWork, programme_id: str, key: str) -> RewardState:
         r.available_until,
         tuple(definition.get("tiers", [])),
         tuple(definition.get("segments", [])),
+        definition.get("min_tier"),
     )
 
 

@@ -17,7 +17,8 @@ Evaluation, in order:
 3. ``multiplier`` effects add ``(factor - 1) x`` the base points of the lines they select.
 4. ``bonus`` effects add fixed points that no multiplier touches.
 5. Caps, on each rule's exact ``Fraction`` of points: per activity, then per member per
-   day/week/month (programme time), then the campaign budget; each cap cuts the award and says
+   day/week/month (programme time) or lifetime, then per action target, then the campaign
+   budget; each cap cuts the award and says
    so in the explanation. A multiplier multiplies the base points as capped.
 6. Rounding (programme policy, floor by default) happens once per activity, on the sum of the
    exact points: 6.80 EUR at 1 point per euro with a x2 multiplier earns 13, not 6 + 6. Each
@@ -63,6 +64,7 @@ class Period(StrEnum):
     DAY = "day"
     WEEK = "week"
     MONTH = "month"
+    LIFETIME = "lifetime"  # since the member enrolled
 
 
 class _Data(BaseModel):
@@ -151,6 +153,9 @@ Effect = Annotated[PerAmount | Fixed | Multiplier | Bonus, Field(discriminator="
 class Caps(_Data):
     per_activity: int | None = Field(default=None, gt=0)
     per_member: dict[Period, int] = Field(default_factory=dict)
+    # points per member for actions on one ``target`` (the product reviewed, the store checked
+    # into): reviewing the same product twice earns once
+    per_target: int | None = Field(default=None, gt=0)
     budget: int | None = Field(default=None, gt=0)
 
 
@@ -192,6 +197,8 @@ class EarnContext:
     member: MemberFacts = field(default_factory=MemberFacts)
     # points already given per (rule key, period) for the member and per rule budget
     used_per_member: dict[tuple[str, Period], int] = field(default_factory=dict)
+    target: str | None = None  # what an action was about (see Caps.per_target)
+    used_per_target: dict[str, int] = field(default_factory=dict)  # rule key -> points
     budget_left: dict[str, int] = field(default_factory=dict)
     rounding: Rounding = Rounding.FLOOR
 
@@ -244,6 +251,26 @@ def total_points(awards: list[Award]) -> int:
     return sum(a.points for a in awards)
 
 
+def limits_reached(rules: list[Rule], ctx: EarnContext) -> list[str]:
+    """The keys of the matching rules whose per-member limits (per period, lifetime, per
+    target) leave nothing to earn; all of them when the activity can earn nothing because of
+    its member's limits, which is how an action farmed in a loop is recognised and refused.
+    Empty if any matching rule can still give points (or none matches)."""
+    matching = [r for r in rules if _matches(r.when, ctx)]
+    spent = [r.key for r in matching if _member_limit_left(r, ctx) == 0]
+    return spent if matching and len(spent) == len(matching) else []
+
+
+def _member_limit_left(rule: Rule, ctx: EarnContext) -> int | None:
+    lefts = [
+        limit - ctx.used_per_member.get((rule.key, period), 0)
+        for period, limit in rule.caps.per_member.items()
+    ]
+    if rule.caps.per_target is not None and ctx.target is not None:
+        lefts.append(rule.caps.per_target - ctx.used_per_target.get(rule.key, 0))
+    return max(0, min(lefts)) if lefts else None
+
+
 @dataclass(frozen=True)
 class _Draft:
     """A rule's exact (not yet rounded) points after its caps."""
@@ -293,6 +320,11 @@ def _capped(rule: Rule, exact: Fraction, why: str, ctx: EarnContext) -> _Draft:
         if capped > left:
             capped = Fraction(left)
             notes.append(f"capped at {limit} per {period.value}")
+    if caps.per_target is not None and ctx.target is not None:
+        left = max(0, caps.per_target - ctx.used_per_target.get(rule.key, 0))
+        if capped > left:
+            capped = Fraction(left)
+            notes.append(f"capped at {caps.per_target} per {ctx.target}")
     if caps.budget is not None:
         left = max(0, ctx.budget_left.get(rule.key, caps.budget))
         if capped > left:

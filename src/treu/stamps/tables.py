@@ -1,7 +1,74 @@
-"""Stamp cards: tables."""
+"""Stamp cards: tables.
+
+``stamp_cards`` holds each card instance a member has had: the open one (at most one per card
+type, the member's current card), completed ones with their voucher, expired and cancelled ones.
+``stamps`` of an open card is a cache of the ledger: the member's stamps balance equals the sum
+over their open cards (``treu ledger verify`` checks it). ``stamp_awards`` records what each
+activity did to each card type, so a return knows what its purchase gave.
+"""
 
 from __future__ import annotations
 
-from treu.storage.metadata import metadata
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
-__all__ = ["metadata"]
+from treu.storage.metadata import metadata
+from treu.storage.types import UTCDateTime, id_column_type, json_type
+
+stamp_cards = Table(
+    "stamp_cards",
+    metadata,
+    Column("id", id_column_type(), primary_key=True),
+    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
+    Column("programme_id", ForeignKey("programmes.id"), nullable=False),
+    Column("member_id", ForeignKey("members.id"), nullable=False),
+    Column("card_key", String(64), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("stamps_needed", Integer, nullable=False),
+    Column("stamps", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("voucher_id", ForeignKey("vouchers.id")),
+    Column("first_stamp_at", UTCDateTime()),
+    Column("almost_complete_at", UTCDateTime()),
+    Column("completed_at", UTCDateTime()),
+    Column("closed_at", UTCDateTime()),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("member_id", "card_key", "number"),
+    CheckConstraint("number >= 1", name="number_positive"),
+    CheckConstraint("stamps >= 0 AND stamps <= stamps_needed", name="stamps_within_card"),
+    CheckConstraint("status IN ('open', 'completed', 'expired', 'cancelled')", name="status_known"),
+    Index("ix_stamp_cards_member", "member_id", "card_key", "status"),
+)
+
+stamp_awards = Table(
+    "stamp_awards",
+    metadata,
+    Column("id", id_column_type(), primary_key=True),
+    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
+    Column("programme_id", ForeignKey("programmes.id"), nullable=False),
+    Column("member_id", ForeignKey("members.id"), nullable=False),
+    Column("activity_id", ForeignKey("activities.id"), nullable=False),
+    Column("purchase_id", ForeignKey("activities.id"), nullable=False),
+    Column("card_key", String(64), nullable=False),
+    Column("local_day", Date, nullable=False),
+    Column("stamps", BigInteger, nullable=False),
+    Column("forgiven", BigInteger, nullable=False),
+    Column("explanation", Text, nullable=False),
+    Column("units", json_type(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("activity_id", "card_key"),
+    CheckConstraint("forgiven >= 0", name="forgiven_not_negative"),
+    Index("ix_stamp_awards_purchase", "purchase_id", "card_key"),
+    Index("ix_stamp_awards_day", "member_id", "card_key", "local_day"),
+)

@@ -51,6 +51,8 @@ def enrol(rt: Rt, who: Who, programme: str, body: MemberCreate) -> MemberRead:
             attributes=dict(body.attributes),
             consents_=body.consents,
             source="api",
+            referral_code=body.referral_code,
+            client_address=body.client_address,
         )
         return MemberRead.of(member)
 

@@ -12,9 +12,16 @@ from treu.api.deps import Rt, Runtime, Who, needs, programme_id_for
 from treu.api.ratelimit import rate_limited
 from treu.api.routers.activities import activity_read, purchase_of
 from treu.api.routers.rewards import IdempotencyKey
+from treu.api.routers.wallet import (
+    PosWalletPaymentCreate,
+    PosWalletPaymentRead,
+    WalletPaymentRead,
+)
 from treu.api.schemas import (
     BalancesRead,
+    MembershipPerksRead,
     MemberSummaryRead,
+    Money,
     PosPurchaseCreate,
     PosPurchaseRead,
     PosRedeemCreate,
@@ -23,6 +30,8 @@ from treu.api.schemas import (
     RedemptionRead,
     VoucherRead,
 )
+from treu.api.schemas_stamps import StampCardRead
+from treu.api.schemas_tiers import TierSummaryRead
 from treu.auth.member_login import member_id_of_qr_token
 from treu.auth.model import Permission as P
 from treu.auth.model import Principal
@@ -31,9 +40,14 @@ from treu.errors import ErrorCode, InvalidInput
 from treu.ledger.service import get_balances
 from treu.members.model import Member
 from treu.members.service import find_member, get_member
+from treu.memberships.service import list_memberships
+from treu.programmes.service import load_programme
 from treu.rewards.model import VoucherStatus
 from treu.rewards.service import RedemptionResult, consume_voucher, list_vouchers, redeem_reward
+from treu.stamps.service import member_stamp_cards
 from treu.storage.uow import UnitOfWork
+from treu.tiers.service import current_tier
+from treu.wallet.service import WalletPayment, get_wallet, pay_with_wallet
 
 router = APIRouter(prefix="/v1/pos", tags=["pos"])
 
@@ -121,6 +135,40 @@ def redeem(
     return PosRedemptionRead(redemption=redemption, member=summary)
 
 
+@router.post("/wallet-payments", status_code=201, dependencies=[needs(P.WALLET_PAY)])
+def wallet_payment(
+    rt: Rt,
+    who: Who,
+    body: PosWalletPaymentCreate,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> PosWalletPaymentRead:
+    """Scan and pay with the wallet in one call (``hold``: authorise only, capture or void
+    with /v1/wallet/holds/…). Not enough money: 422 ``insufficient_funds``, nothing changes.
+    With the same ``Idempotency-Key`` a retry answers the first payment."""
+    key = idempotency_key or f"pos-{uuid.uuid4()}"
+
+    def go(uow: UnitOfWork) -> WalletPayment:
+        member = _scanned(uow, rt, who, body.token, body.programme)
+        return pay_with_wallet(
+            uow,
+            tenant_id=who.tenant_id,
+            member_id=member.id,
+            amount=body.amount,
+            currency=body.currency,
+            idempotency_key=key,
+            hold=body.hold,
+        )
+
+    paid = rt.write(go)
+    if paid.replayed:
+        response.status_code = 200
+    summary = rt.read(
+        lambda uow: _summary(uow, who, get_member(uow, paid.member_id, tenant_id=who.tenant_id))
+    )
+    return PosWalletPaymentRead(payment=WalletPaymentRead.of(paid), member=summary)
+
+
 def _scanned(
     uow: UnitOfWork, rt: Runtime, who: Principal, token: str, programme: str | None
 ) -> Member:
@@ -145,7 +193,35 @@ def _summary(uow: UnitOfWork, who: Principal, member: Member) -> MemberSummaryRe
         status=member.status.value,
         balances=BalancesRead.of(member.id, balances),
         vouchers=[VoucherRead.of(v) for v in usable],
+        stamp_cards=[
+            StampCardRead.of(c)
+            for c in member_stamp_cards(uow, tenant_id=who.tenant_id, member_id=member.id)
+            if c.status == "open"
+        ],
+        tier=_tier(uow, member),
+        memberships=[
+            MembershipPerksRead(
+                plan=m.plan.key,
+                name=m.plan.name,
+                status=m.status.value,
+                perks=m.plan.perks.labels(),
+                free_shipping=m.plan.perks.free_shipping,
+            )
+            for m in list_memberships(uow, tenant_id=who.tenant_id, member_id=member.id)
+            if m.status.has_perks
+        ],
+        wallet=_wallet(uow, who, member),
     )
+
+
+def _wallet(uow: UnitOfWork, who: Principal, member: Member) -> Money:
+    found = get_wallet(uow, tenant_id=who.tenant_id, member_id=member.id)
+    return Money(amount=found.available, currency=found.currency)
+
+
+def _tier(uow: UnitOfWork, member: Member) -> TierSummaryRead | None:
+    tier = current_tier(uow, load_programme(uow, member.programme_id), member.id)
+    return None if tier is None else TierSummaryRead.of(tier)
 
 
 def _programme(uow: UnitOfWork, who: Principal, key: str | None) -> str:
