@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Protocol, TypeVar
 
 from fastapi import Depends, Query
@@ -27,6 +27,15 @@ class _HasId(Protocol):
 
 _Identified = TypeVar("_Identified", bound=_HasId)
 MAX_LIMIT = 100
+
+# A report's period: days in programme time, the end exclusive (from=2026-01-01&to=2027-01-01
+# is the year 2026); either may be left open.
+PeriodFrom = Annotated[
+    date | None, Query(alias="from", description="first day (programme time), inclusive")
+]
+PeriodTo = Annotated[
+    date | None, Query(alias="to", description="day after the last (programme time)")
+]
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (1–100)")]
 StartingAfter = Annotated[

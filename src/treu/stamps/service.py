@@ -95,19 +95,14 @@ def _stamp(uow: UnitOfWork, done: ActivityDone, card: StampCardDef) -> list[Effe
     )
     open_card = _open_card(uow, programme, member_id, card)
     key = f"stamps:{done.activity_id}:{card.key}"
-    postings.post(
+    _post_stamps(
         uow,
-        programme,
-        kind=TransferKind.EARN,
-        debit=postings.system_acc(programme, SystemAccount.ISSUANCE, Unit.STAMPS),
-        credit=postings.member_acc(member_id, MemberAccount.AVAILABLE, Unit.STAMPS),
+        done,
+        TransferKind.EARN,
+        into=SystemAccount.ISSUANCE,
         amount=decision.stamps,
         key=key,
-        member_id=member_id,
-        at=done.occurred_at,
-        activity_id=done.activity_id,
         reason=decision.explanation,
-        unit=Unit.STAMPS,
     )
     sized = card.model_copy(update={"stamps_needed": open_card.stamps_needed})
     result = fill(sized, open_card.stamps, decision.stamps)
@@ -128,19 +123,14 @@ def _stamp(uow: UnitOfWork, done: ActivityDone, card: StampCardDef) -> list[Effe
                 amount=-result.forfeited,
             )
         )
-        postings.post(
+        _post_stamps(
             uow,
-            programme,
-            kind=TransferKind.EXPIRE,
-            debit=postings.member_acc(member_id, MemberAccount.AVAILABLE, Unit.STAMPS),
-            credit=postings.system_acc(programme, SystemAccount.BREAKAGE, Unit.STAMPS),
+            done,
+            TransferKind.EXPIRE,
+            out_of=SystemAccount.BREAKAGE,
             amount=result.forfeited,
             key=f"{key}:forfeit",
-            member_id=member_id,
-            at=done.occurred_at,
-            activity_id=done.activity_id,
             reason=forfeit,
-            unit=Unit.STAMPS,
         )
     _set_stamps(uow, current.id, result.left, done.occurred_at)
     earned = Effect(
@@ -156,25 +146,54 @@ def _stamp(uow: UnitOfWork, done: ActivityDone, card: StampCardDef) -> list[Effe
     return [earned, *effects]
 
 
+def _post_stamps(
+    uow: UnitOfWork,
+    done: ActivityDone,
+    kind: TransferKind,
+    *,
+    into: SystemAccount | None = None,
+    out_of: SystemAccount | None = None,
+    amount: int,
+    key: str,
+    reason: str,
+) -> str:
+    """Move stamps of this activity between the member's stamps and a system account: ``into``
+    the member from it, or ``out_of`` the member into it. Returns the transfer id."""
+    member = postings.member_acc(done.member_id, MemberAccount.AVAILABLE, Unit.STAMPS)
+    system = into or out_of
+    assert system is not None
+    assert (into is None) != (out_of is None), "give exactly one of into, out_of"
+    other = postings.system_acc(done.programme, system, Unit.STAMPS)
+    return postings.post(
+        uow,
+        done.programme,
+        kind=kind,
+        debit=other if into else member,
+        credit=member if into else other,
+        amount=amount,
+        key=key,
+        member_id=done.member_id,
+        at=done.occurred_at,
+        activity_id=done.activity_id,
+        reason=reason,
+        unit=Unit.STAMPS,
+    )
+
+
 def _complete(
     uow: UnitOfWork, done: ActivityDone, card: StampCardDef, row: Any, key: str
 ) -> Effect:
     """A full card: its stamps go to redemption and its voucher is given (once per card)."""
     programme, member_id = done.programme, done.member_id
     reason = f"{card.name} #{row.number} complete"
-    postings.post(
+    _post_stamps(
         uow,
-        programme,
-        kind=TransferKind.COMPLETE,
-        debit=postings.member_acc(member_id, MemberAccount.AVAILABLE, Unit.STAMPS),
-        credit=postings.system_acc(programme, SystemAccount.REDEMPTION, Unit.STAMPS),
+        done,
+        TransferKind.COMPLETE,
+        out_of=SystemAccount.REDEMPTION,
         amount=row.stamps_needed,
         key=key,
-        member_id=member_id,
-        at=done.occurred_at,
-        activity_id=done.activity_id,
         reason=reason,
-        unit=Unit.STAMPS,
     )
     voucher: VoucherView | None = None
     refusal: Rejected | None = None
@@ -298,19 +317,14 @@ def _take_back(
             )
         )
         reopened += 1
-        postings.post(
+        _post_stamps(
             uow,
-            programme,
-            kind=TransferKind.RESTORE,
-            debit=postings.system_acc(programme, SystemAccount.REDEMPTION, Unit.STAMPS),
-            credit=postings.member_acc(member_id, MemberAccount.AVAILABLE, Unit.STAMPS),
+            done,
+            TransferKind.RESTORE,
+            into=SystemAccount.REDEMPTION,
             amount=last.stamps_needed,
             key=f"{key}:reopen:{reopened}",
-            member_id=member_id,
-            at=done.occurred_at,
-            activity_id=done.activity_id,
             reason=f"{card.name} #{last.number} reopened by a return",
-            unit=Unit.STAMPS,
         )
         # The open card is empty now (its stamps were taken first): the reopened one replaces it.
         _close(uow, open_card.id, "cancelled")
@@ -355,19 +369,14 @@ def _reverse(
 ) -> int:
     if amount <= 0:
         return 0
-    postings.post(
+    _post_stamps(
         uow,
-        done.programme,
-        kind=TransferKind.REVERSE,
-        debit=postings.member_acc(done.member_id, MemberAccount.AVAILABLE, Unit.STAMPS),
-        credit=postings.system_acc(done.programme, SystemAccount.ISSUANCE, Unit.STAMPS),
+        done,
+        TransferKind.REVERSE,
+        out_of=SystemAccount.ISSUANCE,
         amount=amount,
         key=key,
-        member_id=done.member_id,
-        at=done.occurred_at,
-        activity_id=done.activity_id,
         reason=f"{card.name}: returned",
-        unit=Unit.STAMPS,
     )
     uow.conn.execute(
         update(stamp_cards)

@@ -11,11 +11,12 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Response
 from pydantic import Field, model_validator
 
 from treu.activities.model import Money
 from treu.api.deps import Rt, Who, member_for, needs, programme_id_for
+from treu.api.pagination import PeriodFrom, PeriodTo
 from treu.api.schemas import _In, _Out
 from treu.auth.model import Permission as P
 from treu.donations.service import (
@@ -208,12 +209,8 @@ def report(
     rt: Rt,
     who: Who,
     programme: str,
-    start: Annotated[
-        date | None, Query(alias="from", description="first day (programme time), inclusive")
-    ] = None,
-    end: Annotated[
-        date | None, Query(alias="to", description="day after the last (programme time)")
-    ] = None,
+    start: PeriodFrom = None,
+    end: PeriodTo = None,
 ) -> DonationReportRead:
     """Per charity: money raised, distinct donors and points given in the period."""
 

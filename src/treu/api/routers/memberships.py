@@ -11,10 +11,11 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Response
 from pydantic import AwareDatetime, Field
 
 from treu.api.deps import Rt, Who, member_for, needs, programme_id_for
+from treu.api.pagination import PeriodFrom, PeriodTo
 from treu.api.routers.rewards import IdempotencyKey
 from treu.api.schemas import Money, _In, _Out
 from treu.auth.model import Permission as P
@@ -219,12 +220,8 @@ def report(
     rt: Rt,
     who: Who,
     programme: str,
-    start: Annotated[
-        date | None, Query(alias="from", description="first day (programme time), inclusive")
-    ] = None,
-    end: Annotated[
-        date | None, Query(alias="to", description="day after the last (programme time)")
-    ] = None,
+    start: PeriodFrom = None,
+    end: PeriodTo = None,
 ) -> MembershipReportRead:
     """Per plan: fees taken (revenue) and dividends paid (cost) in the period."""
 
