@@ -29,6 +29,7 @@ from treu.memberships.service import (
 )
 from treu.outbox.service import list_events
 from treu.programmes.service import Tenant, apply_programme
+from treu.rewards.service import redeem_reward
 from treu.storage.uow import UnitOfWork
 from treu.wallet.service import get_wallet
 
@@ -74,6 +75,15 @@ DOCUMENT: dict[str, Any] = {
                 }
             },
         },
+    ],
+    "rewards": [
+        {
+            "key": "lounge",
+            "name": "Lounge-Abend",
+            "kind": "experience",
+            "cost": 10,
+            "memberships": ["plus"],
+        }
     ],
 }
 
@@ -162,6 +172,46 @@ def test_a_member_of_plus_earns_double_and_loses_it_when_the_month_runs_out(
     assert [e["status"] for e in club.events("membership.past_due")] == ["past_due"]
     assert [e["plan"] for e in club.events("membership.expired")] == ["plus"]
     assert [e["plan"] for e in club.events("membership.activated")] == ["plus"]
+
+
+def test_a_reward_for_plus_members_is_refused_to_others_and_after_plus_ran_out(
+    new_uow: NewUow, clock: FixedClock, tenant: Tenant
+) -> None:
+    club = Club(new_uow, clock, tenant)
+    ana, ben = club.enrol("ana@example.org"), club.enrol("ben@example.org")
+    clock.set(at(2026, 3, 10, 9))
+    club.pay(ana, "plus", "4.99", "stripe-1")
+    club.buy(ana, "o-1", at(2026, 3, 11, 12), ("Food", "20.00"))  # 40 points with Plus
+    club.buy(ben, "o-2", at(2026, 3, 11, 12), ("Food", "40.00"))  # 40 points without
+
+    def redeem(member: str, key: str) -> object:
+        with new_uow() as uow:
+            return redeem_reward(
+                uow,
+                tenant_id=tenant.id,
+                member_id=member,
+                reward_key="lounge",
+                idempotency_key=key,
+            )
+
+    # Ben is no member of Plus: refused, his points stay
+    assert code_of(lambda: redeem(ben, "r-1")) is ErrorCode.REWARD_NOT_ELIGIBLE
+    # Ana is: the voucher is hers
+    redeem(ana, "r-2")
+    # and once her month and its grace days are over, she is refused too
+    clock.set(at(2026, 4, 14, 12))
+    assert code_of(lambda: redeem(ana, "r-3")) is ErrorCode.REWARD_NOT_ELIGIBLE
+    with new_uow() as uow:
+        assert verify_ledger(uow, tenant_id=tenant.id).ok
+
+
+def test_a_reward_for_an_unknown_plan_is_refused_when_the_programme_is_applied(
+    new_uow: NewUow, tenant: Tenant
+) -> None:
+    document = {**DOCUMENT, "rewards": [{**DOCUMENT["rewards"][0], "memberships": ["gold"]}]}
+    with new_uow() as uow, pytest.raises(TreuError) as refused:
+        apply_programme(uow, tenant_id=tenant.id, document=document)
+    assert "rewards.0.memberships: unknown membership plan 'gold'" in str(refused.value)
 
 
 def test_payments_are_checked_once_and_renew_from_the_end_of_the_period(

@@ -124,13 +124,14 @@ class ProgrammeDocument(BaseModel):
 
 
 def _check_plans_named(doc: ProgrammeDocument) -> None:
-    """Rules and cashback for members of some plans name plans the document offers."""
+    """Rules, cashback and rewards for members of some plans name plans the document offers."""
     known = {p.key for p in doc.memberships}
     named = [(f"rules.{i}.when.memberships", r.when.memberships) for i, r in enumerate(doc.rules)]
     named += [
         (f"wallet.cashback.{i}.memberships", c.memberships)
         for i, c in enumerate(doc.wallet.cashback)
     ]
+    named += [(f"rewards.{i}.memberships", r.memberships) for i, r in enumerate(doc.rewards)]
     for path, plans in named:
         unknown = [p for p in plans if p not in known]
         if unknown:

@@ -59,6 +59,9 @@ class RewardDef(BaseModel):
     voucher_valid_days: int | None = Field(default=None, gt=0, le=3650)
     tiers: list[str] = Field(default_factory=list)
     min_tier: str | None = Field(default=None, description="this tier and the tiers above it")
+    memberships: list[str] = Field(
+        default_factory=list, description="only for members with one of these plans active"
+    )
     segments: list[str] = Field(default_factory=list)
     active: bool = True
     description: str | None = Field(default=None, max_length=2000)
@@ -108,6 +111,7 @@ class RewardState:
     tiers: tuple[str, ...]
     segments: tuple[str, ...]
     min_tier: str | None = None
+    memberships: tuple[str, ...] = ()
 
 
 def check_redeemable(
@@ -118,6 +122,7 @@ def check_redeemable(
     member_tier: str | None,
     member_segments: frozenset[str],
     tier_order: tuple[str, ...] = (),
+    member_plans: frozenset[str] = frozenset(),
 ) -> None:
     """Raise the reason a member cannot redeem ``reward`` now (stock and points are checked
     where they are guarded: in the conditional updates). ``tier_order``: the programme's tier
@@ -136,6 +141,8 @@ def check_redeemable(
         raise Rejected(ErrorCode.REWARD_UNAVAILABLE, f"{reward.name} is no longer available")
     if reward.tiers and member_tier not in reward.tiers:
         raise Rejected(ErrorCode.REWARD_NOT_ELIGIBLE, f"{reward.name} is for other tiers")
+    if reward.memberships and not member_plans.intersection(reward.memberships):
+        raise Rejected(ErrorCode.REWARD_NOT_ELIGIBLE, f"{reward.name} is for members of a plan")
     if reward.segments and not member_segments.intersection(reward.segments):
         raise Rejected(
             ErrorCode.REWARD_NOT_ELIGIBLE, f"{reward.name} is not offered to this member"

@@ -22,6 +22,7 @@ from treu.ledger.model import MemberAccount, SystemAccount, TransferKind, start_
 from treu.ledger.tables import holds, transfers
 from treu.members.model import MemberStatus
 from treu.members.service import get_member, touch_member
+from treu.memberships import service as memberships
 from treu.programmes.model import Programme
 from treu.programmes.service import load_programme
 from treu.rewards.model import (
@@ -128,6 +129,7 @@ def redeem_reward(
         member_tier=tier,
         member_segments=segments,
         tier_order=() if tier_settings is None else tier_settings.keys(),
+        member_plans=memberships.active_plans(uow, programme, member_id, now),
     )
     cost = reward.cost
     assert cost is not None  # check_redeemable refuses rewards that are only given
@@ -476,6 +478,7 @@ def _reward(uow: UnitOfWork, programme_id: str, key: str) -> RewardState:
         tuple(definition.get("tiers", [])),
         tuple(definition.get("segments", [])),
         definition.get("min_tier"),
+        tuple(definition.get("memberships", [])),
     )
 
 
