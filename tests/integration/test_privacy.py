@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from treu.activities.model import LineIn, PurchaseIn
 from treu.activities.service import record_purchase
 from treu.clock import FixedClock
+from treu.donations.service import donate_points
 from treu.errors import ErrorCode, TreuError
 from treu.jobs.nightly import run_nightly
 from treu.ledger.service import get_balances, hold_points
@@ -19,11 +21,13 @@ from treu.ledger.verify import verify_ledger
 from treu.members.enrolment import enrol_member
 from treu.members.model import Channel, IdentifierKind, MemberStatus
 from treu.members.service import find_member, get_member
+from treu.memberships.service import report_payment
 from treu.outbox.service import list_events
 from treu.privacy.service import EXPORT_FORMAT, erase_member, export_member
 from treu.programmes.service import Tenant, apply_programme
 from treu.rewards.service import redeem_reward
 from treu.storage.uow import UnitOfWork
+from treu.wallet.service import credit_wallet
 
 NewUow = Callable[[], UnitOfWork]
 
@@ -134,3 +138,91 @@ def test_erasure_forgets_the_person_gives_up_the_points_and_keeps_the_ledger_who
     # and erasing again changes nothing
     with new_uow() as uow:
         assert erase_member(uow, tenant_id=tenant.id, member_id=member_id, actor="dpo") == 0
+
+
+MECHANICS: dict[str, Any] = {
+    **DOCUMENT,
+    "key": "kaffeebar",
+    "pending": {"mode": "immediate"},
+    "stamp_cards": [
+        {
+            "key": "karte",
+            "name": "Kaffeekarte",
+            "stamps_needed": 10,
+            "earn": {"type": "per_unit", "items": {"categories": ["Kaffee"]}},
+            "reward": "gratis",
+        }
+    ],
+    "rewards": [
+        {"key": "gratis", "name": "Gratis Kaffee", "kind": "free_product", "sku": "K"},
+        {
+            "key": "spende",
+            "name": "Spende",
+            "kind": "donation",
+            "charity": "tafel",
+            "points_per_step": 10,
+            "amount_per_step": "1.00",
+        },
+    ],
+    "charities": [{"key": "tafel", "name": "Tafel"}],
+    "memberships": [{"key": "plus", "name": "Plus", "billing": "lifetime", "fee": "5.00"}],
+}
+
+
+def test_an_export_holds_the_stamps_wallet_membership_and_donations_too(
+    new_uow: NewUow, tenant: Tenant
+) -> None:
+    with new_uow() as uow:
+        programme_id = apply_programme(uow, tenant_id=tenant.id, document=MECHANICS).programme_id
+    with new_uow() as uow:
+        member_id = enrol_member(
+            uow, programme_id=programme_id, identifiers_={IdentifierKind.EMAIL: "ida@example.org"}
+        ).id
+    coffees = PurchaseIn(
+        external_id="o-1",
+        currency="EUR",
+        lines=[LineIn(category="Kaffee", quantity=3, unit_price="8.00")],
+    )
+    with new_uow() as uow:
+        record_purchase(uow, programme_id=programme_id, member=member_id, purchase=coffees)
+    with new_uow() as uow:
+        report_payment(
+            uow,
+            tenant_id=tenant.id,
+            member_id=member_id,
+            plan_key="plus",
+            amount=Decimal("5.00"),
+            currency="EUR",
+            external_id="psp-1",
+        )
+    with new_uow() as uow:
+        credit_wallet(
+            uow,
+            tenant_id=tenant.id,
+            member_id=member_id,
+            amount=Decimal("2.50"),
+            kind="goodwill",
+            reason="Kaffee verschüttet",
+            idempotency_key="g-1",
+        )
+    with new_uow() as uow:
+        donate_points(
+            uow,
+            tenant_id=tenant.id,
+            member_id=member_id,
+            charity="tafel",
+            points=20,
+            idempotency_key="d-1",
+        )
+    with new_uow() as uow:
+        document = json.loads(
+            json.dumps(export_member(uow, tenant_id=tenant.id, member_id=member_id))
+        )
+    assert [(c["card_key"], c["stamps"]) for c in document["stamp_cards"]] == [("karte", 3)]
+    assert [(m["plan"], m["status"]) for m in document["memberships"]] == [("plus", "active")]
+    assert document["wallet"]["available"] == "2.50"
+    assert [(d["charity"], d["points"], d["amount_minor"]) for d in document["donations"]] == [
+        ("tafel", 20, 200)
+    ]
+    assert document["balances"]["available"] == 24 - 20
+    assert {h["unit"] for h in document["history"]} == {"points", "stamps", "wallet"}

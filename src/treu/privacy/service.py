@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 
 from treu.activities.tables import activities
 from treu.auth.tables import member_login_codes
+from treu.donations.tables import donations
 from treu.errors import ErrorCode, Rejected
 from treu.ledger import postings
 from treu.ledger.model import LotStatus
@@ -27,10 +28,15 @@ from treu.ledger.tables import holds, lots
 from treu.members.model import MemberStatus
 from treu.members.service import consent_history, get_member
 from treu.members.tables import identifiers, members
+from treu.memberships.service import list_memberships
 from treu.programmes.service import load_programme
+from treu.referrals.tables import referrals
 from treu.rewards.service import list_vouchers
+from treu.stamps.service import member_stamp_cards
 from treu.storage.locks import lock_members
 from treu.storage.uow import Event, UnitOfWork
+from treu.tiers.service import tier_history_of
+from treu.wallet.service import get_wallet
 
 EXPORT_FORMAT = "treu.member-export/1"
 
@@ -72,10 +78,30 @@ def export_member(uow: UnitOfWork, *, tenant_id: str, member_id: str) -> dict[st
             "vouchers": [
                 asdict(v) for v in list_vouchers(uow, tenant_id=tenant_id, member_id=member_id)
             ],
+            "stamp_cards": [
+                asdict(c) for c in member_stamp_cards(uow, tenant_id=tenant_id, member_id=member_id)
+            ],
+            "tier_history": [asdict(t) for t in tier_history_of(uow, member_id)],
+            "memberships": [
+                {**asdict(m), "plan": m.plan.key}
+                for m in list_memberships(uow, tenant_id=tenant_id, member_id=member_id)
+            ],
+            "wallet": asdict(get_wallet(uow, tenant_id=tenant_id, member_id=member_id)),
+            "donations": _rows(uow, select(donations).where(donations.c.member_id == member_id)),
+            "referrals": _rows(
+                uow,
+                select(referrals).where(
+                    (referrals.c.referrer_id == member_id) | (referrals.c.friend_id == member_id)
+                ),
+            ),
         }
     )
     assert isinstance(document, dict)
     return document
+
+
+def _rows(uow: UnitOfWork, query: Any) -> list[dict[str, Any]]:
+    return [dict(r._mapping) for r in uow.conn.execute(query.order_by(query.selected_columns.id))]
 
 
 def erase_member(uow: UnitOfWork, *, tenant_id: str, member_id: str, actor: str) -> int:
