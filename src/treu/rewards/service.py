@@ -285,6 +285,41 @@ def grant_voucher(
     return voucher, True
 
 
+def withdraw_granted_voucher(
+    uow: UnitOfWork, *, tenant_id: str, voucher_id: str, member_id: str
+) -> bool:
+    """Take back a voucher a mechanic gave (a return reopened the full stamp card that earned
+    it), inside the caller's transaction: cancelled if still unused and unexpired, stock back, no
+    points to refund (it was given, not bought). False if it was used or has expired: the member
+    keeps it. The guarded update makes it safe against a till consuming it at this moment;
+    :func:`cancel_voucher` is the staff use case for bought vouchers (it commits and refunds)."""
+    now = uow.now()
+    done = uow.conn.execute(
+        update(vouchers)
+        .where(
+            vouchers.c.id == voucher_id,
+            vouchers.c.tenant_id == tenant_id,
+            vouchers.c.status == VoucherStatus.ISSUED.value,
+            or_(vouchers.c.expires_at.is_(None), vouchers.c.expires_at > now),
+        )
+        .values(status=VoucherStatus.CANCELLED.value, cancelled_at=now)
+    )
+    if done.rowcount != 1:
+        return False
+    reward_id = uow.conn.execute(
+        select(vouchers.c.reward_id).where(vouchers.c.id == voucher_id)
+    ).scalar_one()
+    uow.conn.execute(
+        update(rewards)
+        .where(rewards.c.id == reward_id, rewards.c.stock.is_not(None))
+        .values(stock=rewards.c.stock + 1)
+    )
+    uow.publish(
+        Event(tenant_id, "voucher.cancelled", {"voucher_id": voucher_id, "member_id": member_id})
+    )
+    return True
+
+
 def get_voucher(uow: UnitOfWork, *, tenant_id: str, code: str) -> VoucherView:
     return _voucher_by(uow, tenant_id, code=normalise_code(code))
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import func, insert, select, update
 
 from treu.errors import Rejected
 from treu.ids import new_id
@@ -27,8 +27,8 @@ from treu.mechanics.model import ActivityDone, Effect
 from treu.members.service import get_member
 from treu.programmes.model import Programme
 from treu.programmes.service import load_programme
-from treu.rewards.service import VoucherView, grant_voucher
-from treu.rewards.tables import rewards, vouchers
+from treu.rewards.service import VoucherView, grant_voucher, withdraw_granted_voucher
+from treu.rewards.tables import vouchers
 from treu.stamps.model import StampCardDef, almost_complete, fill, stamps_for
 from treu.stamps.tables import stamp_awards, stamp_cards
 from treu.storage.locks import lock_members
@@ -387,41 +387,10 @@ def _reverse(
 
 
 def _withdraw(uow: UnitOfWork, card: Any) -> bool:
-    """Cancel a full card's voucher if it is still unused and unexpired (no points to refund: it
-    was given, not bought) and put its stock back. False if it was used or has expired: then the
-    member keeps it and the stamps are forgiven.
-
-    Done here rather than with ``rewards.service.cancel_voucher``, which commits and refunds
-    points; the guarded update makes it safe against a till using the voucher at this moment.
-    """
-    now = uow.now()
-    done = uow.conn.execute(
-        update(vouchers)
-        .where(
-            vouchers.c.id == card.voucher_id,
-            vouchers.c.status == "issued",
-            or_(vouchers.c.expires_at.is_(None), vouchers.c.expires_at > now),
-        )
-        .values(status="cancelled", cancelled_at=now)
+    """Cancel a full card's voucher if it is still unused (the member keeps it otherwise)."""
+    return withdraw_granted_voucher(
+        uow, tenant_id=card.tenant_id, voucher_id=card.voucher_id, member_id=card.member_id
     )
-    if done.rowcount != 1:
-        return False
-    reward_id = uow.conn.execute(
-        select(vouchers.c.reward_id).where(vouchers.c.id == card.voucher_id)
-    ).scalar_one()
-    uow.conn.execute(
-        update(rewards)
-        .where(rewards.c.id == reward_id, rewards.c.stock.is_not(None))
-        .values(stock=rewards.c.stock + 1)
-    )
-    uow.publish(
-        Event(
-            card.tenant_id,
-            "voucher.cancelled",
-            {"voucher_id": card.voucher_id, "member_id": card.member_id},
-        )
-    )
-    return True
 
 
 # --- expiry of incomplete cards (a nightly step) ---------------------------------------------
