@@ -1,0 +1,1 @@
+"""Entry points that feed activities in from outside (message brokers), above the domain."""
