@@ -24,6 +24,9 @@ from treu.storage.engine import make_engine
 from treu.storage.migrate import upgrade
 from treu.storage.uow import UnitOfWork
 
+# smtp_server (a real SMTP server on 127.0.0.1) and provider (an HTTP SMS/push provider)
+pytest_plugins = ["messaging_support"]
+
 PG_URL = os.environ.get(
     "TREU_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )

@@ -39,6 +39,10 @@ class ErrorCode(StrEnum):
     CHARITY_NOT_FOUND = "charity_not_found"
     REFERRAL_CODE_NOT_FOUND = "referral_code_not_found"
     REFERRAL_NOT_FOUND = "referral_not_found"
+    SHOP_CONNECTION_NOT_FOUND = "shop_connection_not_found"
+    UNKNOWN_SEGMENT = "unknown_segment"  # no segment (built-in or defined) with this key
+    IMPORT_NOT_FOUND = "import_not_found"
+    AUTOMATION_NOT_FOUND = "automation_not_found"  # no automation with this key
     # InvalidInput
     VALIDATION_ERROR = "validation_error"
     INVALID_PROGRAMME = "invalid_programme"
@@ -49,6 +53,10 @@ class ErrorCode(StrEnum):
     INVALID_GIFT_CARD = "invalid_gift_card"  # a typed or scanned gift card code: no such card
     REASON_REQUIRED = "reason_required"  # a manual override (tier ...) without a reason
     UNKNOWN_TIER = "unknown_tier"
+    UNKNOWN_TEMPLATE = "unknown_template"  # a message template key neither built in nor defined
+    TEMPLATE_ERROR = "template_error"  # a message template that does not render
+    INVALID_SEGMENT = "invalid_segment"  # an ad-hoc segment definition or a static upload
+    INVALID_IMPORT_FILE = "invalid_import_file"  # unreadable, or a header the import cannot use
     # Conflict
     DUPLICATE_IDENTIFIER = "duplicate_identifier"
     IDEMPOTENCY_KEY_REUSE = "idempotency_key_reuse"
@@ -62,6 +70,8 @@ class ErrorCode(StrEnum):
     DUPLICATE_STAFF_USER = "duplicate_staff_user"
     TIERS_NOT_CONFIGURED = "tiers_not_configured"  # the programme has no tiers
     REFERRAL_NOT_HELD = "referral_not_held"  # approve/reject a referral that is not on hold
+    SEGMENT_NOT_STATIC = "segment_not_static"  # an upload to a segment defined by rules
+    IMPORT_IN_PROGRESS = "import_in_progress"  # another run moved the file's checkpoint on
     # Rejected
     INSUFFICIENT_POINTS = "insufficient_points"
     INSUFFICIENT_STAMPS = "insufficient_stamps"
@@ -78,10 +88,12 @@ class ErrorCode(StrEnum):
     GIFT_CARD_EXPIRED = "gift_card_expired"
     SELF_REFERRAL = "self_referral"
     ACTION_LIMIT_REACHED = "action_limit_reached"  # an action's limits leave it nothing to earn
+    ACTIVITY_TOO_OLD = "activity_too_old"  # sent later than the programme's offline window
     # Unauthenticated / Forbidden
     UNAUTHENTICATED = "unauthenticated"
     FORBIDDEN = "forbidden"
     INVALID_CODE = "invalid_code"  # a member login code: wrong, expired, used up or none
+    INVALID_SIGNATURE = "invalid_signature"  # a shop webhook not signed with its secret
     # HTTP only (no exception class: the API answers them itself)
     METHOD_NOT_ALLOWED = "method_not_allowed"
     RATE_LIMITED = "rate_limited"

@@ -26,6 +26,7 @@ PREFIXES = {
     "redemption": "red",
     "voucher": "vch",
     "event": "evt",
+    "request": "req",
     "job_run": "job",
     "api_key": "key",
     "webhook_endpoint": "whe",
@@ -45,6 +46,13 @@ PREFIXES = {
     "dividend": "div",
     "cashback": "cbk",
     "gift_card": "gft",
+    "shop_connection": "shc",
+    "shop_receipt": "shr",
+    "import_job": "imp",
+    "import_error": "ime",
+    "automation_run": "aur",
+    "message": "msg",
+    "suppression": "sup",
 }
 
 

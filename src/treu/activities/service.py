@@ -75,12 +75,33 @@ class ActivityResult:
 
 
 def record_purchase(
-    uow: UnitOfWork, *, programme_id: str, purchase: PurchaseIn, member: str | None = None
+    uow: UnitOfWork,
+    *,
+    programme_id: str,
+    purchase: PurchaseIn,
+    member: str | None = None,
+    accept_late: bool = False,
 ) -> ActivityResult:
-    """Record a purchase, by a member (``member``: id or ``kind:value``) or by a guest."""
+    """Record a purchase, by a member (``member``: id or ``kind:value``) or by a guest.
+
+    A purchase sent with its own ``occurred_at`` earns under the rules in force then. One older
+    than the programme's ``offline_window_hours`` (a till offline for longer) is refused with
+    ``activity_too_old`` — unless it was recorded before (a resend is a replay), or
+    ``accept_late`` (a shop's webhook, which carries the order's time however late it comes).
+    """
     now = uow.now()
     occurred = _occurred(purchase.occurred_at, now)
     programme = load_programme(uow, programme_id, at=occurred)
+    window = None if accept_late else _late_window(uow, programme_id)
+    if window is not None and now - occurred > window:
+        replay = _replay(uow, programme_id, "purchase", purchase.external_id)
+        if replay is not None:
+            return replay
+        raise Rejected(
+            ErrorCode.ACTIVITY_TOO_OLD,
+            f"the purchase is from {occurred.isoformat()}: this programme accepts purchases"
+            f" up to {int(window.total_seconds() // 3600)} hours late",
+        )
     locked = (
         resolve_member_for_write(uow, programme_id=programme_id, reference=member)
         if member is not None
@@ -517,6 +538,12 @@ def _occurred(given: datetime | None, now: datetime) -> datetime:
             errors=[{"path": "occurred_at", "message": "is in the future"}],
         )
     return given
+
+
+def _late_window(uow: UnitOfWork, programme_id: str) -> timedelta | None:
+    """The offline window as the programme says today (not as it said when the purchase was)."""
+    hours = load_programme(uow, programme_id).document.offline_window_hours
+    return None if hours is None else timedelta(hours=hours)
 
 
 def _locked_member(

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from alembic.script import ScriptDirectory
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import Engine, text
 
 from treu import __version__
@@ -20,14 +23,20 @@ from treu.api.ratelimit import RateLimiter
 from treu.api.routers import (
     activities,
     admin,
+    analytics,
+    automations,
     donations,
+    imports,
     me,
     members,
     memberships,
+    messages,
     pos,
     programmes,
     referrals,
     rewards,
+    segments,
+    shops,
     staff,
     stamps,
     tiers,
@@ -37,8 +46,11 @@ from treu.api.routers import (
 from treu.clock import Clock, SystemClock
 from treu.config import get_settings
 from treu.errors import ErrorCode
+from treu.observability import RequestMetricsMiddleware, metrics_payload
 from treu.storage.engine import make_engine
-from treu.storage.migrate import alembic_config, current
+from treu.storage.migrate import alembic_config, current_heads
+from treu.web import install as install_web
+from treu.worker import BackgroundWorker
 
 DESCRIPTION = """The Treu loyalty engine over HTTP: members, activities, points, rewards and
 vouchers. Authenticate with `Authorization: Bearer <API key>` (or a staff session or member
@@ -66,6 +78,13 @@ ROUTERS = (
     referrals.router,
     stamps.router,
     tiers.router,
+    imports.router,
+    segments.router,
+    automations.router,
+    automations.member_router,
+    shops.router,
+    messages.router,
+    analytics.router,
 )
 
 
@@ -81,16 +100,35 @@ def route_table() -> list[tuple[str, APIRoute]]:
     return sorted(found, key=lambda mr: (mr[1].path, mr[0]))
 
 
+def _inprocess_worker(
+    runtime: Runtime, owned: bool, wanted: bool | None
+) -> BackgroundWorker | None:
+    """``treu serve`` on SQLite (the embedded default) sends messages and webhooks itself:
+    the worker runs in a thread of this process (TREU_INPROCESS_WORKER; unset: on for an
+    engine of its own on SQLite). An app given an engine (tests, embedding) runs none unless
+    asked."""
+    if wanted is None:
+        wanted = owned and runtime.engine.dialect.name == "sqlite"
+    if not wanted:
+        return None
+    worker = BackgroundWorker(runtime.uow)
+    worker.start()
+    return worker
+
+
 def create_app(engine: Engine | None = None, clock: Clock | None = None) -> FastAPI:
     """The API on ``engine`` (default: ``TREU_DATABASE_URL``, disposed on shutdown)."""
     owned = engine is None
     settings = get_settings()
     runtime = Runtime(engine or make_engine(), clock or SystemClock(), settings.token_secret)
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = sorted(ScriptDirectory.from_config(alembic_config()).get_heads())
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        worker = _inprocess_worker(runtime, owned, settings.inprocess_worker)
         yield
+        if worker is not None:
+            await asyncio.to_thread(worker.stop)  # finishes its pass; the loop keeps serving
         if owned:
             runtime.engine.dispose()
 
@@ -108,8 +146,20 @@ def create_app(engine: Engine | None = None, clock: Clock | None = None) -> Fast
     app.state.rate_limiter = RateLimiter.from_settings(settings)
     install(app)
     app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(RequestMetricsMiddleware)  # outermost: sees every answer, sets the id
     for router in ROUTERS:
         app.include_router(router, responses=PROBLEM_RESPONSES)
+    install_web(app)  # the member portal and staff console (HTML), outside /openapi.json
+
+    @app.get("/metrics", tags=["health"], include_in_schema=False)
+    def metrics(request: Request, rt: Rt) -> Response:
+        """Prometheus metrics (treu.observability); with TREU_METRICS_TOKEN set, only for
+        ``Authorization: Bearer <token>``."""
+        if settings.metrics_token and not hmac.compare_digest(
+            request.headers.get("authorization", ""), f"Bearer {settings.metrics_token}"
+        ):
+            return problem(401, ErrorCode.UNAUTHENTICATED.value, "metrics need the metrics token")
+        return Response(metrics_payload(rt.engine), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
@@ -122,7 +172,7 @@ def create_app(engine: Engine | None = None, clock: Clock | None = None) -> Fast
         try:
             with rt.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
-            revision = current(rt.engine)
+            revision = current_heads(rt.engine)
         except Exception as exc:  # any failure means "not ready", never a 500
             return problem(
                 503, ErrorCode.NOT_READY.value, f"database unavailable: {type(exc).__name__}"
@@ -131,8 +181,9 @@ def create_app(engine: Engine | None = None, clock: Clock | None = None) -> Fast
             return problem(
                 503,
                 ErrorCode.NOT_READY.value,
-                f"database schema at {revision}, expected {head}: run `treu db upgrade`",
+                f"database schema at {', '.join(revision) or 'nothing'}, expected "
+                f"{', '.join(head)}: run `treu db upgrade`",
             )
-        return JSONResponse({"status": "ready", "schema": revision})
+        return JSONResponse({"status": "ready", "schema": ", ".join(revision)})
 
     return app

@@ -66,6 +66,8 @@ class Permission(StrEnum):
     WALLET_CREDIT = "wallet:credit"  # store credit and goodwill into a member's wallet
     WALLET_PAY = "wallet:pay"  # pay with the wallet at the till (at once, or hold/capture/void)
     REPORTS_READ = "reports:read"  # programme KPIs such as membership revenue and dividends
+    DATA_IMPORT = "data:import"  # bulk import of members and activities (CSV), status, report
+    DATA_EXPORT = "data:export"  # bulk export of a programme's members, balances, lots, ...
     # a member token's own account (/v1/me…); no API key or staff user has these
     ME_READ = "me:read"
     ME_QR_TOKEN = "me:qr_token"  # noqa: S105 - a permission name, not a secret

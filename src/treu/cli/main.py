@@ -6,10 +6,11 @@ with status 1; a missing database schema says which command creates it.
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -29,7 +30,19 @@ from treu.auth.service import create_api_key, list_api_keys, revoke_api_key, rot
 from treu.auth.staff import add_staff_user
 from treu.clock import SystemClock
 from treu.config import get_settings
-from treu.errors import TreuError
+from treu.errors import ErrorCode, TreuError
+from treu.exports.model import ExportFormat, ExportKind, encode
+from treu.exports.service import export_rows
+from treu.imports.model import ImportKind, JobStatus, RowError
+from treu.imports.reader import inspect_file
+from treu.imports.service import (
+    dry_run_import,
+    fail_import,
+    list_import_errors,
+    open_import,
+    run_import,
+    transactions,
+)
 from treu.jobs.nightly import run_nightly
 from treu.ledger.service import get_balances, list_lots, member_history
 from treu.ledger.verify import verify_ledger
@@ -47,7 +60,8 @@ from treu.rewards.service import consume_voucher, list_rewards, redeem_reward
 from treu.storage.engine import make_engine
 from treu.storage.migrate import current, upgrade
 from treu.storage.uow import UnitOfWork
-from treu.webhooks.dispatcher import PassResult, dispatch, run_worker
+from treu.webhooks.dispatcher import PassResult, dispatch
+from treu.worker import WorkerPass, run_worker
 
 app = typer.Typer(help="Treu — the open-source loyalty platform.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -60,6 +74,12 @@ jobs_app = typer.Typer(help="The nightly run.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys of a tenant.", no_args_is_help=True)
 webhooks_app = typer.Typer(help="Webhook delivery.", no_args_is_help=True)
 staff_app = typer.Typer(help="Staff users of a tenant (the web console).", no_args_is_help=True)
+messages_app = typer.Typer(help="E-mail, SMS and push messages.", no_args_is_help=True)
+consume_app = typer.Typer(help="Activities from a message broker.", no_args_is_help=True)
+import_app = typer.Typer(
+    help="Bulk import from CSV: resumable, with an error report (docs/import-export.md).",
+    no_args_is_help=True,
+)
 for sub, name in (
     (db_app, "db"),
     (programme_app, "programme"),
@@ -71,6 +91,9 @@ for sub, name in (
     (keys_app, "keys"),
     (webhooks_app, "webhooks"),
     (staff_app, "staff"),
+    (messages_app, "messages"),
+    (consume_app, "consume"),
+    (import_app, "import"),
 ):
     app.add_typer(sub, name=name)
 
@@ -610,19 +633,51 @@ def webhooks_dispatch(
     run(go)
 
 
+@messages_app.command("dispatch")
+def messages_dispatch(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
+) -> None:
+    """One pass: send the messages that are due (SMTP, SMS and push providers from TREU_*)."""
+    from treu.messaging.dispatcher import dispatch as dispatch_messages
+
+    def go(ctx: Ctx) -> None:
+        with ctx.uow() as uow:
+            tenant_id = get_tenant(uow, tenant).id if tenant else None
+        result = dispatch_messages(ctx.uow, tenant_id=tenant_id)
+        console.print(
+            f"{result.claimed} due: {result.sent} sent, {result.retried} to try again, "
+            f"{result.failed} failed, {result.suppressed} suppressed",
+            highlight=False,
+        )
+
+    run(go)
+
+
 @app.command("worker")
 def worker(
     interval: Annotated[float, typer.Option(min=0.1, help="Seconds between passes.")] = 5.0,
 ) -> None:
-    """Deliver webhooks until interrupted: a dispatch pass, a pause, again."""
+    """Run until interrupted: automations, delayed runs, messages and webhooks, one pass
+    after the other with a pause between (docs/automations.md)."""
 
     def go(ctx: Ctx) -> None:
         try:
-            run_worker(ctx.uow, interval=interval, on_pass=_print_pass)
+            run_worker(ctx.uow, interval=interval, on_pass=_print_worker_pass)
         except KeyboardInterrupt:
             console.print("stopped")
 
     run(go)
+
+
+def _print_worker_pass(result: WorkerPass) -> None:
+    m, w = result.messages, result.webhooks
+    if result.events or result.delayed or m.claimed or w.events or w.sent:
+        console.print(
+            f"{result.events} events automated, {result.delayed} delayed runs, "
+            f"{m.sent} messages sent ({m.retried} to retry, {m.failed} failed, "
+            f"{m.suppressed} suppressed), {w.sent} webhooks sent ({w.succeeded} succeeded)",
+            highlight=False,
+        )
 
 
 def _print_pass(result: PassResult, *, quiet: bool = True) -> None:
@@ -634,6 +689,248 @@ def _print_pass(result: PassResult, *, quiet: bool = True) -> None:
         )
 
 
+@consume_app.command("nats")
+def consume_nats(
+    subject: Annotated[str, typer.Option(help="Subject the purchases are published on.")],
+    programme: ProgrammeOpt,
+    stream: Annotated[str, typer.Option(help="JetStream stream holding the subject.")],
+    tenant: TenantOpt = "default",
+    durable: Annotated[str, typer.Option(help="Durable consumer name (its position).")] = "treu",
+    url: Annotated[str, typer.Option(help="NATS server.")] = "nats://127.0.0.1:4222",
+    batch: Annotated[int, typer.Option(min=1, max=1000, help="Messages per transaction.")] = 100,
+    ack_wait: Annotated[
+        float, typer.Option(min=0.5, help="Seconds before an unacknowledged message comes again.")
+    ] = 30.0,
+    until_idle: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds without a message.")
+    ] = None,
+    create_stream: Annotated[
+        bool, typer.Option(help="Create the stream (for the subject) if it does not exist.")
+    ] = False,
+    reconnect_attempts: Annotated[
+        int, typer.Option(min=1, help="Connection attempts, 2 s apart, before giving up.")
+    ] = 60,
+) -> None:
+    """Record purchases and returns from a NATS JetStream stream; each message is acknowledged
+    after its transaction committed (docs/ingest.md)."""
+    import asyncio
+
+    from treu.ingest.nats import ConsumerOptions, IngestStats, consume
+
+    options = ConsumerOptions(
+        subject=subject,
+        stream=stream,
+        durable=durable,
+        url=url,
+        batch=batch,
+        ack_wait=ack_wait,
+        until_idle=until_idle,
+        create_stream=create_stream,
+        reconnect_attempts=reconnect_attempts,
+    )
+
+    def report(stats: IngestStats) -> None:
+        console.print(
+            f"{stats.received} received: {stats.recorded} recorded, {stats.replayed} replays, "
+            f"{stats.rejected} dropped, {stats.retried} retried",
+            highlight=False,
+        )
+
+    def go(ctx: Ctx) -> None:
+        _, programme_id = ctx.programme_id(tenant, programme)
+        try:
+            report(asyncio.run(consume(ctx.uow, programme_id, options, on_batch=report)))
+        except KeyboardInterrupt:
+            console.print("stopped")
+        except ConnectionError as exc:  # no NATS server there
+            fail(str(exc))
+
+    run(go)
+
+
+# --- import and export -----------------------------------------------------------------------
+
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Validate every row; write nothing but the report.")
+]
+BatchOpt = Annotated[int, typer.Option(min=1, max=10_000, help="Rows per transaction.")]
+FINISHED_WITH_ERRORS = 3  # exit status: the file went through, some rows are in the report
+
+
+@import_app.command("members")
+def import_members(
+    file: Path,
+    programme: ProgrammeOpt,
+    dry_run: DryRunOpt = False,
+    batch_size: BatchOpt = 1_000,
+    tenant: TenantOpt = "default",
+) -> None:
+    """Create or update members (upsert by identifier), with opening balances as lots."""
+    _import(ImportKind.MEMBERS, file, programme, tenant, dry_run=dry_run, batch_size=batch_size)
+
+
+@import_app.command("activities")
+def import_activities(
+    file: Path,
+    programme: ProgrammeOpt,
+    dry_run: DryRunOpt = False,
+    batch_size: BatchOpt = 1_000,
+    tenant: TenantOpt = "default",
+) -> None:
+    """Record purchases, returns and actions; each earns under the rules of its date."""
+    _import(ImportKind.ACTIVITIES, file, programme, tenant, dry_run=dry_run, batch_size=batch_size)
+
+
+def _import(
+    kind: ImportKind, file: Path, programme: str, tenant: str, *, dry_run: bool, batch_size: int
+) -> None:
+    """Run (or resume) the import of ``file``; bad rows go to FILE.errors.csv next to it."""
+    from treu.cli.progress import import_progress
+
+    report = file.with_name(f"{file.stem}.errors.csv")
+    failed = 0
+
+    def go(ctx: Ctx) -> None:
+        nonlocal failed
+        tenant_id, programme_id = ctx.programme_id(tenant, programme)
+        info = inspect_file(file, kind)
+        if dry_run:
+            with (
+                _report_writer(report) as write,
+                import_progress(
+                    console,
+                    f"checking {file.name}",
+                    total_bytes=info.size,
+                    done_bytes=0,
+                    done_rows=0,
+                ) as progress,
+            ):
+                result = dry_run_import(
+                    ctx.uow,
+                    programme_id=programme_id,
+                    kind=kind,
+                    path=file,
+                    on_error=write,
+                    batch_size=batch_size,
+                    on_progress=progress,
+                )
+            failed = result.rows_failed
+            console.print(
+                f"dry run: {result.rows_done:,} rows, {result.rows_ok:,} would be imported, "
+                f"{result.rows_failed:,} would fail; nothing was written",
+                highlight=False,
+            )
+            return
+        with ctx.uow() as uow:
+            job = open_import(uow, programme_id=programme_id, kind=kind, file=info, source="cli")
+        if job.status is JobStatus.DONE:
+            failed = _write_report(ctx, tenant_id, job.id, report)
+            console.print(
+                f"{file.name} was imported before ({job.id}, {job.rows_done:,} rows): "
+                "nothing to do",
+                highlight=False,
+            )
+            return
+        if job.next_offset > info.body_offset:
+            console.print(f"resuming {job.id} at line {job.next_line:,} ({job.rows_done:,} done)")
+        try:
+            with import_progress(
+                console,
+                f"importing {file.name}",
+                total_bytes=info.size,
+                done_bytes=job.next_offset,
+                done_rows=job.rows_done,
+            ) as progress:
+                job = run_import(
+                    transactions(ctx.uow),
+                    job_id=job.id,
+                    path=file,
+                    batch_size=batch_size,
+                    on_progress=progress,
+                )
+        except KeyboardInterrupt:
+            _write_report(ctx, tenant_id, job.id, report)
+            console.print("interrupted: run the same command again to resume where it stopped")
+            raise typer.Exit(130) from None
+        except TreuError as exc:
+            if exc.code is not ErrorCode.IMPORT_IN_PROGRESS:
+                with ctx.uow() as uow:
+                    fail_import(uow, job_id=job.id, error=str(exc))
+            raise
+        except Exception as exc:
+            with ctx.uow() as uow:
+                fail_import(uow, job_id=job.id, error=f"{type(exc).__name__}: {exc}")
+            raise
+        failed = _write_report(ctx, tenant_id, job.id, report)
+        console.print(
+            f"{job.id}: {job.rows_done:,} rows, {job.rows_ok:,} imported, "
+            f"{job.rows_failed:,} failed",
+            highlight=False,
+        )
+
+    run(go)
+    if failed:
+        console.print(f"the rows that failed, and why: {report}", highlight=False)
+        raise typer.Exit(FINISHED_WITH_ERRORS)
+
+
+@contextmanager
+def _report_writer(path: Path) -> Iterator[Callable[[RowError], None]]:
+    """Write an error report (line, column, reason) as errors come; no errors, no file."""
+    handle: Any = None
+
+    def write(error: RowError) -> None:
+        nonlocal handle
+        if handle is None:
+            handle = path.open("w", encoding="utf-8", newline="")
+            handle.write("line,column,reason\r\n")
+        csv.writer(handle, lineterminator="\r\n").writerow([error.line, error.column, error.reason])
+
+    try:
+        yield write
+    finally:
+        if handle is not None:
+            handle.close()
+        else:
+            path.unlink(missing_ok=True)  # a report of an earlier run no longer applies
+
+
+def _write_report(ctx: Ctx, tenant_id: str, job_id: str, path: Path) -> int:
+    written = 0
+    with ctx.uow(readonly=True) as uow, _report_writer(path) as write:
+        for error in list_import_errors(uow, tenant_id=tenant_id, job_id=job_id):
+            write(error)
+            written += 1
+    return written
+
+
+@app.command("export")
+def export(
+    kind: Annotated[ExportKind, typer.Argument(help="What to export.")],
+    programme: ProgrammeOpt,
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="csv or jsonl")] = ExportFormat.CSV,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
+    ] = None,
+    tenant: TenantOpt = "default",
+) -> None:
+    """Export members, balances, lots, vouchers or activities of a programme, streamed."""
+
+    def go(ctx: Ctx) -> None:
+        _, programme_id = ctx.programme_id(tenant, programme)
+        with ctx.uow(readonly=True) as uow:
+            rows = export_rows(uow, programme_id=programme_id, kind=kind)
+            with (
+                output.open("w", encoding="utf-8", newline="")
+                if output
+                else nullcontext(sys.stdout)
+            ) as target:
+                for line in encode(rows, fmt):
+                    target.write(line)
+
+    run(go)
+
+
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -642,8 +939,17 @@ def serve(
 ) -> None:
     """Serve the HTTP API of TREU_DATABASE_URL (docs at /docs, schema at /openapi.json)."""
     from treu.api.serve import serve as serve_api
+    from treu.observability import configure_logging
 
-    serve_api("treu.api.app:create_app", factory=True, host=host, port=port, workers=workers)
+    serve_api(
+        "treu.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=configure_logging(),  # every worker process logs the same way
+        access_log=False,  # the request log of treu.observability has the request id
+    )
 
 
 @app.command("demo")
@@ -686,6 +992,11 @@ def _date(value: str) -> date:
 def _print_member(member: Member) -> None:
     ids = ", ".join(f"{k}:{v}" for k, v in member.identifiers.items())
     console.print(f"{member.id}  {member.name or '-'}  [{member.status}]  {ids}", highlight=False)
+
+
+# `treu kpi` and `treu simulate` live in cli/analytics.py; importing it registers them (here, at
+# the end, because it uses the helpers above).
+from treu.cli import analytics as _analytics  # noqa: E402, F401
 
 
 def main() -> None:  # pragma: no cover - console entry point

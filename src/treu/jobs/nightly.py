@@ -16,6 +16,11 @@ the programme's timezone. Order (later issues plug their steps into the same lis
 11. ``expire_stamp_cards`` incomplete stamp cards past their ``expires_after_days``: to breakage
 12. ``enrolment_anniversaries`` the anniversary gift, once per member and year
 13. ``confirm_referrals`` referrals whose qualifying purchase outlived the return window: rewards
+14. ``segments``         segment membership recomputed; changes publish ``segment.entered``/``left``
+15. ``automations``      date-based automations (birthdays, anniversaries, inactivity, statements),
+                         then every event published so far (the expiry reminders, tier warnings
+                         and segment changes of the steps above) and delayed runs now due
+16. ``messages``         a dispatch pass: the messages the automations queued are sent
 
 Each step processes work in batches, one transaction per batch, and is idempotent on its own
 (state checks, external ids, dedupe keys): a crash half-way and a re-run do every item once. A
@@ -33,6 +38,8 @@ from sqlalchemy import func, select
 
 from treu.activities.model import ActionIn
 from treu.activities.service import record_action
+from treu.automations.dates import run_date_triggers
+from treu.automations.service import process_events, run_due
 from treu.campaigns import service as campaigns
 from treu.errors import ErrorCode, InvalidInput, Rejected
 from treu.ids import new_id
@@ -44,12 +51,15 @@ from treu.mechanics.service import record_effects
 from treu.members.model import birthday_on
 from treu.members.tables import members
 from treu.memberships import service as memberships
+from treu.messaging.dispatcher import MAX_SENDS as MESSAGES_PER_PASS
+from treu.messaging.dispatcher import dispatch as dispatch_messages
 from treu.outbox.tables import outbox
 from treu.programmes.model import Programme
 from treu.programmes.service import load_programme
 from treu.programmes.tables import programmes
 from treu.referrals.service import confirm_due_referrals
 from treu.rewards.service import expire_vouchers
+from treu.segments.service import recompute_segments
 from treu.stamps import service as stamps
 from treu.storage.locks import lock_members
 from treu.storage.sql import insert_or_skip
@@ -305,6 +315,33 @@ def confirm_referrals(new_uow: UowFactory, programme_id: str, day: date) -> int:
         done += confirmed
 
 
+def automations_step(new_uow: UowFactory, programme_id: str, day: date) -> int:
+    """Date-based automations for ``day``, then the events the earlier steps published
+    (``points.expiring``, ``tier.will_downgrade``, ``segment.entered`` …) and delayed runs now
+    due: the messages they queue go out in the ``messages`` step. Returns runs and events."""
+    fired = run_date_triggers(new_uow, programme_id, day)
+    with new_uow() as uow:
+        tenant_id = load_programme(uow, programme_id).tenant_id
+    return (
+        fired
+        + process_events(new_uow, tenant_id=tenant_id)
+        + run_due(new_uow, tenant_id=tenant_id)
+    )
+
+
+def messages_step(new_uow: UowFactory, programme_id: str, day: date) -> int:
+    """Dispatch passes for the programme's tenant until nothing is due: the messages the
+    automations just queued are sent (``treu worker`` does the same all day)."""
+    with new_uow() as uow:
+        tenant_id = load_programme(uow, programme_id).tenant_id
+    sent = 0
+    while True:
+        result = dispatch_messages(new_uow, tenant_id=tenant_id)
+        sent += result.sent
+        if result.claimed < MESSAGES_PER_PASS:
+            return sent
+
+
 def enrolment_anniversaries(new_uow: UowFactory, programme_id: str, day: date) -> int:
     """The anniversary gift for members who joined on this day (treu.campaigns); once per
     member and year, one transaction per member."""
@@ -336,6 +373,9 @@ STEPS: list[tuple[str, Step]] = [
     ("expire_stamp_cards", expire_stamp_cards_step),
     ("enrolment_anniversaries", enrolment_anniversaries),
     ("confirm_referrals", confirm_referrals),
+    ("segments", recompute_segments),
+    ("automations", automations_step),
+    ("messages", messages_step),
 ]
 
 

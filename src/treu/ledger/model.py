@@ -80,6 +80,7 @@ class TransferKind(StrEnum):
     ADJUST = "adjust"  # adjustment <-> available
     DONATE = "donate"  # available -> donation
     MERGE = "merge"  # one member's available | pending | debt -> another's (members merged)
+    OPENING = "opening"  # issuance -> available: a balance carried over from another system
     # wallet money (Unit.WALLET, see treu.wallet)
     CREDIT = "credit"  # issuance -> available: store credit, a membership dividend
     CASHBACK = "cashback"  # issuance -> available: a share of a purchase

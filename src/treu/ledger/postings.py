@@ -205,6 +205,36 @@ def earn(
 _INSERT_LOT = insert(lots)
 
 
+def open_balance(
+    uow: UnitOfWork,
+    programme: Programme,
+    *,
+    member_id: str,
+    amount: int,
+    key: str,
+    at: datetime,
+    expires_at: datetime | None,
+    reason: str,
+    actor: str,
+) -> tuple[str, str]:
+    """Points a member brings from another system (a migration): credited from issuance as an
+    ``opening`` transfer into a new lot with the expiry they had there, spendable at once.
+    Returns (transfer id, lot id)."""
+    return earn(
+        uow,
+        programme,
+        member_id=member_id,
+        amount=amount,
+        key=key,
+        at=at,
+        activates_at=at,
+        expires_at=expires_at,
+        kind=TransferKind.OPENING,
+        reason=reason,
+        actor=actor,
+    )
+
+
 def activate(uow: UnitOfWork, programme: Programme, *, lot_id: str, at: datetime) -> int:
     """Make a pending lot spendable (pending → available). Returns the points activated."""
     lot = uow.conn.execute(select(lots).where(lots.c.id == lot_id)).one()

@@ -41,7 +41,9 @@ def get_balances(uow: UnitOfWork, *, tenant_id: str, member_id: str) -> Balances
         pending=postings.balance(uow, member_id, MemberAccount.PENDING),
         held=postings.balance(uow, member_id, MemberAccount.HELD),
         negative=debt,
-        lifetime_earned=sums.get(TransferKind.EARN, 0) + adjust_in,
+        lifetime_earned=sums.get(TransferKind.EARN, 0)
+        + adjust_in
+        + sums.get(TransferKind.OPENING, 0),
         spent=sums.get(TransferKind.CAPTURE, 0)
         - sums.get(TransferKind.RESTORE, 0)
         + sums.get(TransferKind.DONATE, 0),
@@ -101,6 +103,7 @@ _EFFECT = {
     TransferKind.ADJUST: "adjust",
     TransferKind.DONATE: "out",
     TransferKind.MERGE: "merge",  # in, from a member merged into this one (out: a debt moved)
+    TransferKind.OPENING: "in",  # an opening balance imported from another system
 }
 
 

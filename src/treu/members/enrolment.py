@@ -8,6 +8,7 @@ from typing import Any
 from treu.mechanics import service as mechanics
 from treu.members.model import Channel, IdentifierKind, Member
 from treu.members.service import create_member
+from treu.messaging.consent import request_confirmation
 from treu.programmes.service import load_programme
 from treu.storage.uow import UnitOfWork
 
@@ -26,9 +27,10 @@ def enrol_member(
     referral_code: str | None = None,
     client_address: str | None = None,
 ) -> Member:
-    """Enrol a member: identifiers normalised and unique, accounts opened, consents recorded,
-    then welcome gifts and the referral (``referral_code``: the friend's code, if they came with
-    one; ``client_address``: where the sign-up came from, for the referral fraud checks)."""
+    """Enrol a member: identifiers normalised and unique, accounts opened, consents recorded
+    (e-mail consent under double opt-in: the confirmation e-mail queued), then welcome gifts and
+    the referral (``referral_code``: the friend's code, if they came with one;
+    ``client_address``: where the sign-up came from, for the referral fraud checks)."""
     programme = load_programme(uow, programme_id)
     member = create_member(
         uow,
@@ -41,6 +43,8 @@ def enrol_member(
         consents_=consents_,
         source=source,
     )
+    if (consents_ or {}).get(Channel.EMAIL):
+        request_confirmation(uow, programme, member.id)
     mechanics.after_enrolment(
         uow,
         programme,

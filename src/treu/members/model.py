@@ -125,6 +125,9 @@ class ConsentRecord:
     granted: bool
     source: str
     recorded_at: datetime
+    text_version: str | None = None  # the wording agreed to
+    evidence: dict[str, Any] | None = None  # how: double opt-in confirmation, address, agent
+    id: str | None = None
 
 
 def birthday_on(birthday: date, year: int) -> date:

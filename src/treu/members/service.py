@@ -109,8 +109,9 @@ def create_member(
             for kind in kinds
         ],
     )
+    wording = programme.document.messaging.consent_text_version  # what the member agreed to
     for channel, granted in (consents_ or {}).items():
-        _insert_consent(uow, programme.tenant_id, member_id, channel, granted, source)
+        _insert_consent(uow, programme.tenant_id, member_id, channel, granted, source, wording)
     uow.publish(
         Event(
             programme.tenant_id,
@@ -307,25 +308,81 @@ def update_profile(
 
 
 def record_consent(
-    uow: UnitOfWork, *, tenant_id: str, member_id: str, channel: Channel, granted: bool, source: str
+    uow: UnitOfWork,
+    *,
+    tenant_id: str,
+    member_id: str,
+    channel: Channel,
+    granted: bool,
+    source: str,
+    text_version: str | None = None,
+    evidence: dict[str, Any] | None = None,
 ) -> None:
+    """Record a consent decision as given. E-mail marketing consent with double opt-in goes
+    through ``treu.messaging.consent.set_consent`` instead, which asks for the confirmation."""
     get_member(uow, member_id, tenant_id=tenant_id)
-    _insert_consent(uow, tenant_id, member_id, channel, granted, source)
-    uow.publish(
-        Event(tenant_id, "member.updated", {"member_id": member_id, "fields": ["consents"]})
+    add_consent(
+        uow,
+        tenant_id=tenant_id,
+        member_id=member_id,
+        channel=channel,
+        granted=granted,
+        source=source,
+        text_version=text_version,
+        evidence=evidence,
     )
     uow.commit()
 
 
+def add_consent(
+    uow: UnitOfWork,
+    *,
+    tenant_id: str,
+    member_id: str,
+    channel: Channel,
+    granted: bool,
+    source: str,
+    text_version: str | None = None,
+    evidence: dict[str, Any] | None = None,
+) -> str:
+    """Append a consent decision and announce it (building block: never commits)."""
+    consent_id = _insert_consent(
+        uow, tenant_id, member_id, channel, granted, source, text_version, evidence
+    )
+    uow.publish(
+        Event(tenant_id, "member.updated", {"member_id": member_id, "fields": ["consents"]})
+    )
+    return consent_id
+
+
 def consent_history(uow: UnitOfWork, *, tenant_id: str, member_id: str) -> list[ConsentRecord]:
-    """Every consent decision of the member, oldest first: channel, yes/no, where, when."""
+    """Every consent decision of the member, oldest first: channel, yes/no, where, when, the
+    wording agreed to and the evidence."""
     get_member(uow, member_id, tenant_id=tenant_id)
     rows = uow.conn.execute(
-        select(consents.c.channel, consents.c.granted, consents.c.source, consents.c.recorded_at)
-        .where(consents.c.member_id == member_id)
-        .order_by(consents.c.id)
+        select(consents).where(consents.c.member_id == member_id).order_by(consents.c.id)
     )
-    return [ConsentRecord(r.channel, bool(r.granted), r.source, r.recorded_at) for r in rows]
+    return [_consent(r) for r in rows]
+
+
+def latest_consents(uow: UnitOfWork, member_id: str) -> dict[str, ConsentRecord]:
+    """The member's latest consent decision per channel (building block)."""
+    rows = uow.conn.execute(
+        select(consents).where(consents.c.member_id == member_id).order_by(consents.c.id)
+    )
+    return {r.channel: _consent(r) for r in rows}
+
+
+def _consent(r: Row[Any]) -> ConsentRecord:
+    return ConsentRecord(
+        r.channel,
+        bool(r.granted),
+        r.source,
+        r.recorded_at,
+        r.text_version,
+        dict(r.evidence) if r.evidence is not None else None,
+        r.id,
+    )
 
 
 def set_blocked(uow: UnitOfWork, *, tenant_id: str, member_id: str, blocked: bool) -> Member:
@@ -390,19 +447,30 @@ def _find_id(uow: UnitOfWork, programme_id: str, kind: IdentifierKind, value: st
 
 
 def _insert_consent(
-    uow: UnitOfWork, tenant_id: str, member_id: str, channel: Channel, granted: bool, source: str
-) -> None:
+    uow: UnitOfWork,
+    tenant_id: str,
+    member_id: str,
+    channel: Channel,
+    granted: bool,
+    source: str,
+    text_version: str | None = None,
+    evidence: dict[str, Any] | None = None,
+) -> str:
+    consent_id = new_id("consent")
     uow.conn.execute(
         insert(consents).values(
-            id=new_id("consent"),
+            id=consent_id,
             tenant_id=tenant_id,
             member_id=member_id,
             channel=Channel(channel).value,
             granted=granted,
             source=source,
             recorded_at=uow.now(),
+            text_version=text_version,
+            evidence=evidence,
         )
     )
+    return consent_id
 
 
 def _member(uow: UnitOfWork, row: Row[Any]) -> Member:

@@ -63,6 +63,10 @@ consents = Table(
     Column("granted", Boolean, nullable=False),
     Column("source", String(64), nullable=False),
     Column("recorded_at", UTCDateTime(), nullable=False),
+    # proof of consent (GDPR art. 7(1)): the wording agreed to, and how (double opt-in: the
+    # confirmation's time, address, user agent and token id; see treu.messaging.consent)
+    Column("text_version", String(64)),
+    Column("evidence", json_type()),
     Index("ix_member_consents_member", "member_id", "channel", "id"),
     CheckConstraint("channel IN ('email', 'sms', 'push', 'post')", name="channel_known"),
 )

@@ -29,6 +29,7 @@ from treu.members.model import MemberStatus
 from treu.members.service import consent_history, get_member
 from treu.members.tables import identifiers, members
 from treu.memberships.service import list_memberships
+from treu.messaging.service import forget_messages, list_messages
 from treu.programmes.service import load_programme
 from treu.referrals.tables import referrals
 from treu.rewards.service import list_vouchers
@@ -87,6 +88,10 @@ def export_member(uow: UnitOfWork, *, tenant_id: str, member_id: str) -> dict[st
                 for m in list_memberships(uow, tenant_id=tenant_id, member_id=member_id)
             ],
             "wallet": asdict(get_wallet(uow, tenant_id=tenant_id, member_id=member_id)),
+            "messages": [
+                asdict(m)
+                for m in list_messages(uow, tenant_id=tenant_id, member_id=member_id, limit=10**6)
+            ],
             "donations": _rows(uow, select(donations).where(donations.c.member_id == member_id)),
             "referrals": _rows(
                 uow,
@@ -138,6 +143,7 @@ def erase_member(uow: UnitOfWork, *, tenant_id: str, member_id: str, actor: str)
         given_up += postings.expire_lot(uow, programme, lot_id=lot_id, at=now)
     uow.conn.execute(identifiers.delete().where(identifiers.c.member_id == member_id))
     uow.conn.execute(member_login_codes.delete().where(member_login_codes.c.member_id == member_id))
+    forget_messages(uow, member_id)
     uow.conn.execute(
         update(activities).where(activities.c.member_id == member_id).values(member_attributes={})
     )

@@ -18,14 +18,18 @@ from babel.numbers import get_currency_name
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from treu.activities.model import EarningBase
+from treu.automations.model import BUILTIN_SEGMENTS, AutomationDef, check_references
 from treu.campaigns.model import CampaignSettings
 from treu.donations.model import CharityDef
 from treu.errors import ErrorCode, InvalidInput
 from treu.ledger.model import ExpiryPolicy, PendingPolicy, ReturnPolicy
 from treu.memberships.model import PlanDef
+from treu.messaging.catalogue import BUILT_IN_KEYS
+from treu.messaging.model import MessagingSettings, Templates
 from treu.referrals.model import ReferralSettings
 from treu.rewards.model import RewardDef
 from treu.rules.model import Rounding, Rule
+from treu.segments.model import SegmentDef, check_segments
 from treu.stamps.model import StampCardDef
 from treu.tiers.model import TierSettings
 from treu.wallet.model import WalletSettings
@@ -57,6 +61,9 @@ class ProgrammeDocument(BaseModel):
     pending: PendingPolicy = Field(default_factory=PendingPolicy)
     expiry: ExpiryPolicy = Field(default_factory=ExpiryPolicy)
     returns: ReturnPolicy = Field(default_factory=ReturnPolicy)
+    # How late a purchase may be sent (a till that was offline): older ones are refused with
+    # activity_too_old. None: no limit (imports and shop webhooks are never limited).
+    offline_window_hours: int | None = Field(default=None, ge=1, le=24 * 366)
     stores: list[StoreDef] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
     rewards: list[RewardDef] = Field(default_factory=list)
@@ -67,6 +74,10 @@ class ProgrammeDocument(BaseModel):
     wallet: WalletSettings = Field(default_factory=WalletSettings)
     referral: ReferralSettings | None = None
     charities: list[CharityDef] = Field(default_factory=list)
+    messaging: MessagingSettings = Field(default_factory=MessagingSettings)
+    templates: Templates = Field(default_factory=list)
+    segments: list[SegmentDef] = Field(default_factory=list)
+    automations: list[AutomationDef] = Field(default_factory=list)
 
     @field_validator("timezone")
     @classmethod
@@ -120,7 +131,23 @@ class ProgrammeDocument(BaseModel):
         _check_given_rewards(self)
         _check_reward_tiers(self)
         _check_plans_named(self)
+        tier_keys = self.tiers.keys() if self.tiers else ()
+        check_segments(self.segments, tier_keys, [p.key for p in self.memberships])
+        _check_automations(self)
         return self
+
+
+def _check_automations(doc: ProgrammeDocument) -> None:
+    """Automations name rewards, stamp cards, tiers, segments and templates the document has
+    (or that are built in)."""
+    check_references(
+        doc.automations,
+        rewards={r.key for r in doc.rewards},
+        cards={c.key for c in doc.stamp_cards},
+        tiers=set(doc.tiers.keys()) if doc.tiers else set(),
+        segments=BUILTIN_SEGMENTS | {s.key for s in doc.segments},
+        templates=set(BUILT_IN_KEYS) | {t.key for t in doc.templates},
+    )
 
 
 def _check_plans_named(doc: ProgrammeDocument) -> None:

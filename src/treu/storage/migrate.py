@@ -29,3 +29,11 @@ def current(engine: Engine) -> str | None:
 
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def current_heads(engine: Engine) -> list[str]:
+    """The revisions the database is at, sorted (one, once the migration branches are merged)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return sorted(MigrationContext.configure(conn).get_current_heads())

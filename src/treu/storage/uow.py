@@ -11,7 +11,7 @@ announced for a change that rolled back, and nothing is lost if the process dies
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -37,6 +37,11 @@ class Event:
     id: str = field(default_factory=lambda: new_id("event"))
 
 
+# Called with the events of every committed unit of work, after the commit (metrics count them
+# here). A listener must be quick and must not raise; it sees events, never the transaction.
+commit_listeners: list[Callable[[Sequence[Event]], None]] = []
+
+
 class UnitOfWork:
     def __init__(self, engine: Engine, clock: Clock | None = None, *, readonly: bool = False):
         self.engine = engine
@@ -44,6 +49,7 @@ class UnitOfWork:
         self.readonly = readonly
         self._conn: Connection | None = None
         self._events: list[Event] = []
+        self._flushed: list[Event] = []  # written to the outbox in this transaction
         self.committed = False
         # What services read and may read again in this transaction (a programme's revisions):
         # emptied at commit and rollback, so nothing in it outlives the transaction.
@@ -69,6 +75,7 @@ class UnitOfWork:
         conn.begin()
         self._conn = conn
         self._events = []
+        self._flushed = []
         self.cache = {}
         self.committed = False
         return self
@@ -111,6 +118,7 @@ class UnitOfWork:
                     for e in self._events
                 ],
             )
+            self._flushed.extend(self._events)
         self._events = []
 
     def commit(self) -> None:
@@ -118,10 +126,14 @@ class UnitOfWork:
         self.conn.commit()
         self.committed = True
         self.cache = {}
+        announced, self._flushed = self._flushed, []
+        for listener in commit_listeners:
+            listener(announced)
 
     def rollback(self) -> None:
         self.conn.rollback()
         self._events = []
+        self._flushed = []
         self.cache = {}
 
 

@@ -83,6 +83,10 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "gift_card.spent",
         "gift_card.redeemed",
         "gift_card.expired",
+        "message.requested",
+        "automation.fired",
+        "segment.entered",
+        "segment.left",
     }
 )
 

@@ -1,0 +1,1 @@
+"""Automations: trigger + audience + action + timing, at most once per member and occasion."""
