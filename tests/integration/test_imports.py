@@ -265,6 +265,10 @@ def test_a_dry_run_checks_every_row_and_writes_nothing(
     rows = purchases(25, members=3)
     rows[7][2] = "email:ghost@example.org"
     rows[20][5] = "-3"
+    # a return of a purchase earlier in the file: each batch of a dry run is rolled back before
+    # the next, yet the return counts as importable
+    rows.append(act("return", "x-1", "", "2025-12-30", purchase="r-2", amount="1.00"))
+    rows.append(act("return", "x-2", "", "2025-12-30", purchase="r-404", amount="1.00"))
     path = write_csv(tmp_path / "activities.csv", ACTIVITY_HEADER, rows)
     before = [count(new_uow, t) for t in (activities, transfers, outbox, import_jobs, members)]
     reported: list[RowError] = []
@@ -276,8 +280,12 @@ def test_a_dry_run_checks_every_row_and_writes_nothing(
         on_error=reported.append,
         batch_size=10,
     )
-    assert (result.rows_done, result.rows_ok, result.rows_failed) == (25, 23, 2)
-    assert [(e.line, e.column) for e in reported] == [(9, "member"), (22, "total")]
+    assert (result.rows_done, result.rows_ok, result.rows_failed) == (27, 24, 3)
+    assert [(e.line, e.column) for e in reported] == [
+        (9, "member"),
+        (22, "total"),
+        (28, "purchase_external_id"),
+    ]
     after = [count(new_uow, t) for t in (activities, transfers, outbox, import_jobs, members)]
     assert after == before
     # and the members file dry run: nothing written either

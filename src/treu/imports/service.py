@@ -27,6 +27,7 @@ the run that finds it moved stops with ``import_in_progress`` and its segment ro
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -238,6 +239,11 @@ def run_import(
     job = transact(lambda uow: _job(uow, job_id))
     if job.status is JobStatus.DONE:
         return job
+    if path.stat().st_size != job.file_size:
+        raise InvalidInput(
+            ErrorCode.INVALID_IMPORT_FILE,
+            f"{path.name} is not the file of import {job.id} any more: it changed",
+        )
     sink = _JobSink(job)
     with path.open("rb") as f:
         header = read_header(f)[0]
@@ -282,15 +288,21 @@ def dry_run_import(
         importer = transact(
             lambda uow: _importer(uow, programme_id, kind, header, "import:dry-run")
         )
+        seen = _Seen()
+        if isinstance(importer, _Activities):
+            importer.dry_run_purchases = seen
         at = _Position(offset, line, 0, 0)
-        for segment in importer.segments(
-            read_records(f, importer.header, offset=offset, line=line), batch_size
-        ):
-            at = importer.commit(transact, segment, at, None)
-            for error in _errors(segment):
-                on_error(error)
-            if on_progress is not None:
-                on_progress(at.progress(size))
+        try:
+            for segment in importer.segments(
+                read_records(f, importer.header, offset=offset, line=line), batch_size
+            ):
+                at = importer.commit(transact, segment, at, None)
+                for error in _errors(segment):
+                    on_error(error)
+                if on_progress is not None:
+                    on_progress(at.progress(size))
+        finally:
+            seen.close()
     return DryRunResult(at.ok + at.failed, at.ok, at.failed)
 
 
@@ -473,6 +485,11 @@ class _Importer:
 
 
 class _Activities(_Importer):
+    # A dry run rolls each segment back, so a return finds no purchase recorded earlier in the
+    # same file: it remembers the external ids of the purchases it accepted (on disk, so memory
+    # stays constant) and takes a return of one of them as importable.
+    dry_run_purchases: _Seen | None = None
+
     def parse(self, record: Record) -> _Item:
         programme = self.programme
         item = self._parsed(
@@ -509,10 +526,15 @@ class _Activities(_Importer):
     ) -> _Position:
         while True:
             try:
-                return transact(partial(self._attempt, segment=segment, at=at, sink=sink))
+                after = transact(partial(self._attempt, segment=segment, at=at, sink=sink))
+                if self.dry_run_purchases is not None:
+                    self.dry_run_purchases.add(_accepted_purchases(segment))
+                return after
             except TreuError as exc:
                 if exc.code is ErrorCode.IMPORT_IN_PROGRESS:
                     raise
+                if self._return_of_a_purchase_in_the_file(exc, segment):
+                    return at.after(segment)
                 culprit = self._culprit(exc, segment)
                 if culprit is None and len(segment) < 2:
                     raise
@@ -564,6 +586,15 @@ class _Activities(_Importer):
             if activity.occurred_at is not None and activity.occurred_at > latest:
                 item.problems.append(FieldProblem("occurred_at", "is in the future"))
 
+    def _return_of_a_purchase_in_the_file(self, exc: TreuError, segment: list[_Item]) -> bool:
+        row = segment[0].row if len(segment) == 1 else None
+        return (
+            self.dry_run_purchases is not None
+            and exc.code is ErrorCode.PURCHASE_NOT_FOUND
+            and isinstance(row, ReturnRow)
+            and row.ret.purchase_external_id in self.dry_run_purchases
+        )
+
     @staticmethod
     def _culprit(exc: TreuError, segment: list[_Item]) -> _Item | None:
         good = [item for item in segment if not item.problems]
@@ -575,6 +606,31 @@ class _Activities(_Importer):
             if match and int(match.group(1)) < len(good):
                 return good[int(match.group(1))]
         return None
+
+
+def _accepted_purchases(segment: list[_Item]) -> list[str]:
+    return [
+        item.row.purchase.external_id
+        for item in segment
+        if not item.problems and isinstance(item.row, PurchaseRow)
+    ]
+
+
+class _Seen:
+    """A set of strings kept in a private temporary SQLite file (deleted when closed)."""
+
+    def __init__(self) -> None:
+        self._db = sqlite3.connect("")  # "": a temporary on-disk database of its own
+        self._db.execute("CREATE TABLE seen (id TEXT PRIMARY KEY) WITHOUT ROWID")
+
+    def add(self, ids: list[str]) -> None:
+        self._db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", [(i,) for i in ids])
+
+    def __contains__(self, id_: object) -> bool:
+        return self._db.execute("SELECT 1 FROM seen WHERE id = ?", (id_,)).fetchone() is not None
+
+    def close(self) -> None:
+        self._db.close()
 
 
 _ITEM_NOTE = re.compile(r"record_purchases: item (\d+),")
