@@ -322,11 +322,8 @@ def automations_step(new_uow: UowFactory, programme_id: str, day: date) -> int:
     fired = run_date_triggers(new_uow, programme_id, day)
     with new_uow() as uow:
         tenant_id = load_programme(uow, programme_id).tenant_id
-    return (
-        fired
-        + process_events(new_uow, tenant_id=tenant_id)
-        + run_due(new_uow, tenant_id=tenant_id)
-    )
+    events = process_events(new_uow, tenant_id=tenant_id)
+    return fired + events + run_due(new_uow, tenant_id=tenant_id)
 
 
 def messages_step(new_uow: UowFactory, programme_id: str, day: date) -> int:
