@@ -46,7 +46,9 @@ NewUow = Callable[[], UnitOfWork]
 BERLIN = ZoneInfo("Europe/Berlin")
 
 
-def document(*automations: dict[str, Any], stock: int | None = None) -> dict[str, Any]:
+def document(
+    *automations: dict[str, Any], stock: int | None = None, **tiers: Any
+) -> dict[str, Any]:
     return {
         "key": "laden",
         "name": "Laden",
@@ -88,6 +90,7 @@ def document(*automations: dict[str, Any], stock: int | None = None) -> dict[str
                 {"key": "bronze", "name": "Bronze", "threshold": 0},
                 {"key": "silber", "name": "Silber", "threshold": 100},
             ],
+            **tiers,
         },
         "segments": [
             {"key": "vip", "name": "VIP", "all": [{"attribute": {"name": "vip", "equals": True}}]}
@@ -295,6 +298,40 @@ def test_a_tier_upgrade_to_a_named_tier_fires(
     assert laden.points(uwe) == 120 + 50
     [run] = laden.runs("silber")
     assert run.trigger == "tier.upgraded"
+
+
+def test_a_coming_downgrade_fires_once_per_period(
+    new_uow: NewUow, clock: FixedClock, tenant: Tenant
+) -> None:
+    warnung = auto("warnung", {"event": "tier.will_downgrade"}, WEBHOOK)
+    laden = Laden(new_uow, clock, tenant, warnung, will_downgrade_warning_days=30)
+    uwe = laden.enrol("uwe")
+    laden.at(2026, 6, 1, 10)
+    laden.buy(uwe, "120.00")  # Silber for 2026 and 2027
+    laden.nightly(date(2027, 12, 5))  # nothing earned in 2027: Silber ends with the year
+    laden.nightly(date(2027, 12, 6))
+    [fired] = laden.fired()
+    assert (fired["occasion"], fired["context"]["to"]) == ("2028-01-01", "bronze")
+
+
+def test_a_voucher_issued_fires_for_the_rewards_named(
+    new_uow: NewUow, clock: FixedClock, tenant: Tenant
+) -> None:
+    laden = Laden(
+        new_uow,
+        clock,
+        tenant,
+        auto("geschenk", {"event": "member.enrolled"}, VOUCHER),
+        auto("gutschein", {"event": "voucher.issued", "rewards": ["brot"]}, WEBHOOK),
+        auto("kaffee-info", {"event": "voucher.issued", "rewards": ["kaffee"]}, WEBHOOK),
+    )
+    ina = laden.enrol("ina")
+    laden.process()  # the voucher ...
+    laden.process()  # ... and its event
+    [fired] = laden.fired()
+    assert fired["automation"] == "gutschein"
+    assert (fired["member_id"], fired["context"]["reward_name"]) == (ina, "Brot")
+    assert fired["occasion"] == fired["context"]["voucher_id"]
 
 
 def test_points_about_to_expire_fire_once_per_expiry_date_from_the_nightly_run(
