@@ -46,7 +46,7 @@ def server(engine: Engine) -> Iterator[str]:
     thread.join(timeout=10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not os.path.exists(CHROMIUM):
         pytest.exit(f"{CHROMIUM} is missing: `make install` installs Debian's chromium", 3)
