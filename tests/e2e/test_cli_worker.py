@@ -67,7 +67,8 @@ def test_the_worker_sends_the_welcome_email_and_stops_on_interrupt(
             worker.kill()
             worker.wait()
     assert worker.returncode == 0, output
-    assert "events automated" in output
+    # (the pass's summary line may not be printed: the interrupt can come in the middle of the
+    # pass that sent the e-mail, and the worker stops there)
     assert output.rstrip().endswith("stopped")
     welcome = [m for m in smtp_server.received if m.subject.startswith("Willkommen")]
     assert [m.subject for m in welcome] == ["Willkommen bei Kiezcafé Treue!"]
