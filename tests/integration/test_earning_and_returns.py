@@ -159,6 +159,26 @@ def test_a_partial_return_takes_back_what_the_rest_no_longer_earns(
     shop.verify()
 
 
+def test_a_line_returned_in_full_no_longer_earns_its_fixed_bonus(
+    new_uow: NewUow, clock: FixedClock, tenant: Tenant
+) -> None:
+    bonus = {
+        "key": "bonus",
+        "name": "10 Punkte für SKU1",
+        "when": {"include": {"skus": ["SKU1"]}},
+        "effect": {"type": "fixed", "points": 10},
+    }
+    shop = Shop(new_uow, clock, tenant, rules=[document()["rules"][0], bonus])
+    mia = shop.enrol("mia@example.org")
+    # given Mia bought SKU0 for 10.00 and SKU1 for 5.00: 15 points plus the 10-point bonus
+    assert shop.buy(mia, "o-1", "10.00", "5.00").points == 25
+    # when SKU1 comes back in full, the line is gone and so is its bonus
+    result = shop.give_back("r-1", "o-1", lines=[ReturnLineIn(line=1, quantity=1)])
+    assert result.points == -15
+    assert shop.balances(mia).available == 10
+    shop.verify()
+
+
 def test_return_policies_decide_what_a_member_loses_after_spending(
     new_uow: NewUow, clock: FixedClock, tenant: Tenant
 ) -> None:

@@ -166,7 +166,13 @@ class Basket:
                 continue
             left = line.paid_minor - back
             lines.append(
-                replace(line, paid_minor=left, base_minor=line.base_minor * left // line.paid_minor)
+                replace(
+                    line,
+                    # a line returned in full is no longer in the basket: no rule matches it
+                    quantity=line.quantity if left else 0,
+                    paid_minor=left,
+                    base_minor=line.base_minor * left // line.paid_minor,
+                )
             )
         return replace(self, lines=tuple(lines))
 

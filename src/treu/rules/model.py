@@ -414,5 +414,7 @@ def _select_lines(when: When, basket: Basket | None) -> list[int]:
     return [
         i
         for i, line in enumerate(basket.lines)
-        if (when.include.empty or when.include.matches(line)) and not when.exclude.matches(line)
+        if line.quantity > 0  # 0: returned in full
+        and (when.include.empty or when.include.matches(line))
+        and not when.exclude.matches(line)
     ]
