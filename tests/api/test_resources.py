@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
+import yaml
 from api_support import Tenant, document
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "src" / "treu" / "examples"
 
 
 def test_mia_enrols_earns_redeems_and_uses_her_voucher_at_the_till(shop: Tenant) -> None:
@@ -269,3 +273,14 @@ def test_a_creation_window_before_1970_is_empty_not_an_error(shop: Tenant) -> No
     assert (r.status_code, r.json()["data"]) == (200, [])
     r = shop.get(history, params={"created_gte": "1969-01-01T00:00:00Z"})
     assert r.status_code == 200
+
+
+def test_a_programme_exported_by_the_api_applies_back_unchanged(shop: Tenant) -> None:
+    # Kiezcafé's stamp card earns per unit: a discriminator equal to nothing's default
+    kiezcafe = yaml.safe_load((EXAMPLES / "kiezcafe.yaml").read_text(encoding="utf-8"))
+    assert shop.post("/v1/programmes", kiezcafe).status_code == 201
+    exported = shop.get("/v1/programmes/kiezcafe").json()["document"]
+    assert exported["stamp_cards"][0]["earn"]["type"] == "per_unit"
+    again = shop.post("/v1/programmes", exported)
+    assert again.status_code == 200
+    assert again.json()["changed"] is False

@@ -208,7 +208,7 @@ def programme_show(key: str, tenant: TenantOpt = "default") -> None:
             doc = load_programme(uow, programme_id).document
         console.print(
             yaml.safe_dump(
-                doc.model_dump(mode="json", by_alias=True, exclude_defaults=True),
+                doc.export(),
                 sort_keys=False,
                 allow_unicode=True,
             ),

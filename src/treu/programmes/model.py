@@ -104,6 +104,14 @@ class ProgrammeDocument(BaseModel):
             raise ValueError(f"{value!r} is not a locale such as de or pt-BR") from exc
         return value
 
+    def export(self) -> dict[str, Any]:
+        """The document as data that parses back the same (JSON-ready, by alias).
+
+        Only what was set: dropping the fields equal to their defaults would also drop a
+        discriminator such as ``earn.type: per_unit``, and the export would not parse.
+        """
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
     @model_validator(mode="after")
     def _keys_unique(self) -> ProgrammeDocument:
         keyed: tuple[tuple[str, list[str]], ...] = (

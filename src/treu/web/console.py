@@ -587,10 +587,9 @@ def document_download(c: InProgramme) -> Response:
 
 def _yaml(c: Console) -> str:
     assert c.programme is not None
-    # exclude_unset: what the owner wrote, so it parses back the same (exclude_defaults would
-    # drop a discriminator such as ``earn.type: per_unit`` and the document would not parse)
-    data = c.programme.document.model_dump(mode="json", by_alias=True, exclude_unset=True)
-    return yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=100)
+    return yaml.safe_dump(
+        c.programme.document.export(), allow_unicode=True, sort_keys=False, width=100
+    )
 
 
 @router.post("/{programme}/document")

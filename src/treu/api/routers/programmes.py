@@ -86,7 +86,7 @@ def get_programme(rt: Rt, who: Who, programme: str) -> ProgrammeRead:
             timezone=row.timezone,
             locale=row.locale,
             revision_id=row.revision_id,
-            document=doc.model_dump(mode="json", by_alias=True, exclude_defaults=True),
+            document=doc.export(),
         )
 
     return rt.read(go)
