@@ -89,6 +89,7 @@ class ErrorCode(StrEnum):
     SELF_REFERRAL = "self_referral"
     ACTION_LIMIT_REACHED = "action_limit_reached"  # an action's limits leave it nothing to earn
     ACTIVITY_TOO_OLD = "activity_too_old"  # sent later than the programme's offline window
+    QR_CODE_REQUIRED = "qr_code_required"  # spending at the till with a printed card number
     # Unauthenticated / Forbidden
     UNAUTHENTICATED = "unauthenticated"
     FORBIDDEN = "forbidden"

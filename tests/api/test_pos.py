@@ -6,6 +6,9 @@ import uuid
 from collections.abc import Callable
 
 from api_support import Tenant, document
+from login_support import member_token
+from sqlalchemy import Engine
+from test_member_qr import qr
 
 
 def test_a_till_scans_a_card_and_sees_name_balances_and_usable_vouchers(shop: Tenant) -> None:
@@ -38,6 +41,9 @@ def test_a_scan_takes_any_identifier_as_kind_value(shop: Tenant) -> None:
     r = shop.post("/v1/pos/scan", {"token": "email:Scan-Mia@Example.org"}, who="pos")
     assert r.json()["member_id"] == mia["id"]
     assert r.json()["vouchers"] == []
+    # a wallet pass of a member without a card carries the bare member id
+    by_id = shop.post("/v1/pos/scan", {"token": mia["id"]}, who="pos")
+    assert (by_id.status_code, by_id.json()["member_id"]) == (200, mia["id"])
 
 
 def test_an_unknown_card_is_not_found_and_a_bad_token_is_invalid(shop: Tenant) -> None:
@@ -82,7 +88,9 @@ def test_a_blocked_member_is_shown_as_blocked(shop: Tenant) -> None:
     assert shop.post("/v1/pos/scan", {"token": "8888"}, who="pos").json()["status"] == "blocked"
 
 
-def test_a_till_rings_up_and_redeems_for_a_scanned_card_in_one_call_each(shop: Tenant) -> None:
+def test_a_till_rings_up_and_redeems_for_a_scanned_card_in_one_call_each(
+    shop: Tenant, engine: Engine
+) -> None:
     jan = shop.enrol(name="Jan", identifiers={"card": "2024-0001", "email": "jan@example.org"})
     # the till scans the card and rings up 45.00 in one call
     r = shop.post(
@@ -108,10 +116,18 @@ def test_a_till_rings_up_and_redeems_for_a_scanned_card_in_one_call_each(shop: T
         who="pos",
     )
     assert (guest.status_code, guest.json()["member"]) == (201, None)
-    # then Jan redeems a coffee at the till: points spent, voucher used there and then
+    # a card number earns, but does not spend: it can be copied
+    refused = shop.post(
+        "/v1/pos/redemptions", {"token": "2024-0001", "reward": "kaffee"}, who="pos"
+    )
+    assert (refused.status_code, refused.json()["code"]) == (422, "qr_code_required")
+    assert shop.get(f"/v1/members/{jan['id']}/balances").json()["available"] == 45
+    # then Jan shows the QR code from the portal and redeems a coffee: points spent, voucher
+    # used there and then
+    shown = qr(shop, member_token(engine, shop, jan, "jan@example.org"))
     redeemed = shop.post(
         "/v1/pos/redemptions",
-        {"token": "2024-0001", "reward": "kaffee"},
+        {"token": shown, "reward": "kaffee"},
         who="pos",
         **{"Idempotency-Key": "till-7-redeem-1"},
     )
@@ -121,12 +137,17 @@ def test_a_till_rings_up_and_redeems_for_a_scanned_card_in_one_call_each(shop: T
     assert result["member"]["balances"]["available"] == 45 - 30
     assert result["member"]["vouchers"] == []
     # and not enough points for a second one: nothing changes
-    short = shop.post("/v1/pos/redemptions", {"token": "2024-0001", "reward": "kaffee"}, who="pos")
+    short = shop.post("/v1/pos/redemptions", {"token": shown, "reward": "kaffee"}, who="pos")
     assert (short.status_code, short.json()["code"]) == (422, "insufficient_points")
     assert shop.get(f"/v1/members/{jan['id']}/balances").json()["available"] == 15
 
 
 def test_a_retried_till_redemption_redeems_once(shop: Tenant) -> None:
+    # this programme lets a printed card spend too
+    allowed = shop.post(
+        "/v1/programmes", {**document(shop.programme), "static_cards": "earn_and_spend"}
+    )
+    assert allowed.status_code == 200, allowed.text
     ole = shop.enrol(name="Ole", identifiers={"card": "2024-0002", "email": "ole@example.org"})
     assert shop.buy(ole["id"], "70.00").status_code == 201
     body = {"token": "2024-0002", "reward": "kaffee"}

@@ -64,6 +64,10 @@ class ProgrammeDocument(BaseModel):
     # How late a purchase may be sent (a till that was offline): older ones are refused with
     # activity_too_old. None: no limit (imports and shop webhooks are never limited).
     offline_window_hours: int | None = Field(default=None, ge=1, le=24 * 366)
+    # What a till may do with a printed card number (or any typed identifier) instead of the
+    # portal's rotating QR code: earn only (a number can be copied), or also spend (redeem
+    # rewards, pay from the wallet).
+    static_cards: Literal["earn_only", "earn_and_spend"] = "earn_only"
     stores: list[StoreDef] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
     rewards: list[RewardDef] = Field(default_factory=list)

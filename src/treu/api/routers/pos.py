@@ -36,7 +36,7 @@ from treu.auth.member_login import member_id_of_qr_token
 from treu.auth.model import Permission as P
 from treu.auth.model import Principal
 from treu.auth.tokens import is_qr_token
-from treu.errors import ErrorCode, InvalidInput
+from treu.errors import ErrorCode, InvalidInput, Rejected
 from treu.ledger.service import get_balances
 from treu.members.model import Member
 from treu.members.service import find_member, get_member
@@ -103,7 +103,7 @@ def redeem(
     key = idempotency_key or f"pos-{uuid.uuid4()}"
 
     def go(uow: UnitOfWork) -> tuple[RedemptionResult, str]:
-        member = _scanned(uow, rt, who, body.token, body.programme)
+        member = _scanned(uow, rt, who, body.token, body.programme, spending=True)
         result = redeem_reward(
             uow,
             tenant_id=who.tenant_id,
@@ -149,7 +149,7 @@ def wallet_payment(
     key = idempotency_key or f"pos-{uuid.uuid4()}"
 
     def go(uow: UnitOfWork) -> WalletPayment:
-        member = _scanned(uow, rt, who, body.token, body.programme)
+        member = _scanned(uow, rt, who, body.token, body.programme, spending=True)
         return pay_with_wallet(
             uow,
             tenant_id=who.tenant_id,
@@ -170,10 +170,29 @@ def wallet_payment(
 
 
 def _scanned(
-    uow: UnitOfWork, rt: Runtime, who: Principal, token: str, programme: str | None
+    uow: UnitOfWork,
+    rt: Runtime,
+    who: Principal,
+    token: str,
+    programme: str | None,
+    *,
+    spending: bool = False,
 ) -> Member:
+    """The member behind ``token``. ``spending`` (redeem, pay): a printed card number or a typed
+    identifier can be copied, so unless the programme allows ``static_cards: earn_and_spend``
+    only the portal's rotating QR code spends (422 ``qr_code_required``)."""
     programme_id = _programme(uow, who, programme)
     reference = _reference(uow, rt, who, token)
+    if (
+        spending
+        and not is_qr_token(token.strip())
+        and load_programme(uow, programme_id).document.static_cards == "earn_only"
+    ):
+        raise Rejected(
+            ErrorCode.QR_CODE_REQUIRED,
+            "a card number earns points only: to redeem or pay, scan the member's QR code "
+            "from the member portal",
+        )
     return find_member(uow, programme_id=programme_id, reference=reference)
 
 
@@ -245,4 +264,6 @@ def _reference(uow: UnitOfWork, rt: Runtime, who: Principal, token: str) -> str:
         return member_id_of_qr_token(
             uow, tenant_id=who.tenant_id, token=token, server_secret=rt.secret
         )
-    return token if ":" in token else f"card:{token}"
+    if token.startswith("mbr_") or ":" in token:  # a member id (a wallet pass), kind:value
+        return token
+    return f"card:{token}"
