@@ -17,7 +17,8 @@ import pytest
 from treu.activities.model import ActionIn, LineIn, PurchaseIn, ReturnIn
 from treu.activities.service import record_action, record_purchase, record_return
 from treu.clock import FixedClock
-from treu.errors import Conflict, ErrorCode, NotFound
+from treu.errors import Conflict, ErrorCode, NotFound, TreuError
+from treu.ledger.service import get_balances
 from treu.members.enrolment import enrol_member
 from treu.members.model import Channel, IdentifierKind
 from treu.members.service import record_consent, set_blocked
@@ -25,6 +26,7 @@ from treu.memberships.service import report_payment
 from treu.outbox.service import list_events
 from treu.programmes.model import Programme
 from treu.programmes.service import Tenant, apply_programme, load_programme
+from treu.rewards.service import redeem_reward
 from treu.segments import service as segments
 from treu.storage.uow import UnitOfWork
 
@@ -451,3 +453,58 @@ def test_an_on_demand_recompute_of_one_segment_leaves_the_others_alone(
     assert views["morning-regulars"].size == 0
     assert not views["morning-regulars"].built_in
     assert [(p.id, p.email) for p in preview] == [(mia, "m**@example.org")]
+
+
+def test_rules_and_rewards_limited_to_a_segment_follow_its_membership(
+    new_uow: NewUow, clock: FixedClock, tenant: Tenant
+) -> None:
+    vip_bonus = {
+        "key": "vip-bonus",
+        "name": "VIP: 5 Punkte extra",
+        "when": {"segments": ["vip"]},
+        "effect": {"type": "bonus", "points": 5},
+    }
+    lounge = {"key": "lounge", "name": "Lounge", "kind": "custom", "cost": 5, "segments": ["vip"]}
+    base = document()["rules"][0]
+    cafe = Cafe(new_uow, clock, tenant, VIP, rules=[base, vip_bonus], rewards=[lounge])
+    cafe.on(berlin(2026, 3, 2, 10))
+    mia = cafe.enrol("mia@example.org", consents_={Channel.EMAIL: True})
+    ben = cafe.enrol("ben@example.org", consents_={Channel.EMAIL: True})
+
+    def points(member: str) -> int:
+        with new_uow() as uow:
+            return get_balances(uow, tenant_id=tenant.id, member_id=member).available
+
+    def redeem(member: str, key: str) -> ErrorCode | None:
+        try:
+            with new_uow() as uow:
+                redeem_reward(
+                    uow,
+                    tenant_id=tenant.id,
+                    member_id=member,
+                    reward_key="lounge",
+                    idempotency_key=key,
+                )
+        except TreuError as error:
+            return error.code
+        return None
+
+    # given nobody in the VIP list yet: 3.50 earns 3 points, no bonus, no lounge
+    cafe.buy(mia, berlin(2026, 3, 2, 11))
+    assert points(mia) == 3
+    # when Mia is uploaded into the VIP list
+    with new_uow() as uow:
+        segments.upload_static_segment(uow, cafe.programme(uow), "vip", [mia])
+    # then her purchases earn the bonus and the VIP reward is hers to redeem; not Ben's
+    cafe.buy(mia, berlin(2026, 3, 2, 12))
+    cafe.buy(ben, berlin(2026, 3, 2, 12, 5))
+    assert (points(mia), points(ben)) == (3 + 3 + 5, 3)
+    assert redeem(ben, "ben-1") is ErrorCode.REWARD_NOT_ELIGIBLE
+    assert redeem(mia, "mia-1") is None
+    assert points(mia) == 11 - 5
+    # and a return judges the purchase by the segments it was made in, even after she left
+    with new_uow() as uow:
+        segments.upload_static_segment(uow, cafe.programme(uow), "vip", [])
+    cafe.give_back("o2", "1.75", berlin(2026, 3, 2, 13))
+    # (half of 3.50 back: 1 base point left of 3, the bonus kept)
+    assert points(mia) == 6 - 2

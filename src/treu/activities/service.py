@@ -815,6 +815,7 @@ def _facts(attributes: dict[str, Any], first: bool, standing: Standing) -> Membe
         is_first_purchase=first,
         tier=standing.tier,
         memberships=standing.memberships,
+        segments=standing.segments,
     )
 
 

@@ -16,15 +16,24 @@ class Standing:
 
     tier: str | None = None
     memberships: frozenset[str] = frozenset()  # keys of the plans active at that moment
+    # the segments the member was in (as of the last recompute), read only when a rule asks
+    segments: frozenset[str] = frozenset()
 
     def to_json(self) -> dict[str, Any]:
-        return {"tier": self.tier, "memberships": sorted(self.memberships)}
+        data: dict[str, Any] = {"tier": self.tier, "memberships": sorted(self.memberships)}
+        if self.segments:
+            data["segments"] = sorted(self.segments)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> Standing:
         if not data:
             return cls()
-        return cls(data.get("tier"), frozenset(data.get("memberships") or ()))
+        return cls(
+            data.get("tier"),
+            frozenset(data.get("memberships") or ()),
+            frozenset(data.get("segments") or ()),
+        )
 
 
 @dataclass(frozen=True)

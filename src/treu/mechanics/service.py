@@ -19,6 +19,7 @@ from treu.memberships.model import implied_rules
 from treu.programmes.model import Programme
 from treu.referrals import service as referrals
 from treu.rules.model import Rule
+from treu.segments import service as segments
 from treu.stamps import service as stamps
 from treu.storage.uow import UnitOfWork
 from treu.tiers import service as tiers
@@ -27,10 +28,16 @@ from treu.wallet import service as wallet
 
 
 def standing(uow: UnitOfWork, programme: Programme, member_id: str, at: datetime) -> Standing:
-    """The member's tier and active membership plans at ``at``."""
+    """The member's tier and active membership plans at ``at``, and their segments (as the
+    last recompute left them) if any earning rule is limited to segments."""
     return Standing(
         tier=tiers.tier_at(uow, programme, member_id, at),
         memberships=memberships.active_plans(uow, programme, member_id, at),
+        segments=(
+            segments.member_segments(uow, member_id)
+            if any(rule.when.segments for rule in earning_rules(programme))
+            else frozenset()
+        ),
     )
 
 

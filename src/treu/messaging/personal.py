@@ -16,6 +16,7 @@ from treu.money import exponent, from_minor
 from treu.programmes.model import Programme
 from treu.rewards.model import RewardState, check_redeemable
 from treu.rewards.service import list_rewards, list_vouchers
+from treu.segments.service import member_segments
 from treu.stamps.service import member_stamp_cards
 from treu.storage.uow import UnitOfWork
 from treu.tiers.service import current_tier, tier_status
@@ -87,8 +88,10 @@ def _rewards(
     uow: UnitOfWork, programme: Programme, member_id: str, balance: int, now: datetime
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """Rewards the member can redeem now (cost within the balance) and the cheapest one they
-    cannot afford yet (their next reward). Segment-only rewards are left out."""
+    cannot afford yet (their next reward); a reward limited to segments counts for a member in
+    one of them."""
     tiers = programme.document.tiers
+    segments = member_segments(uow, member_id)
     tier = current_tier(uow, programme, member_id)
     plans = active_plans(uow, programme, member_id, now)
     eligible: list[dict[str, Any]] = []
@@ -117,7 +120,7 @@ def _rewards(
                 now=now,
                 redeemed_by_member=0,
                 member_tier=tier.key if tier else None,
-                member_segments=frozenset(),
+                member_segments=segments,
                 tier_order=tiers.keys() if tiers else (),
                 member_plans=plans,
             )

@@ -34,6 +34,7 @@ from treu.rewards.model import (
     normalise_code,
 )
 from treu.rewards.tables import redemptions, rewards, vouchers
+from treu.segments import service as segment_service
 from treu.storage.locks import lock_members
 from treu.storage.uow import Event, UnitOfWork, is_unique_violation
 from treu.tiers import service as tiers
@@ -89,6 +90,11 @@ def list_rewards(
     ]
 
 
+def _segments_if_asked(uow: UnitOfWork, reward: RewardState, member_id: str) -> frozenset[str]:
+    """The member's segments, read only for a reward limited to segments."""
+    return segment_service.member_segments(uow, member_id) if reward.segments else frozenset()
+
+
 def redeem_reward(
     uow: UnitOfWork,
     *,
@@ -127,7 +133,7 @@ def redeem_reward(
         now=now,
         redeemed_by_member=int(redeemed),
         member_tier=tier,
-        member_segments=segments,
+        member_segments=segments or _segments_if_asked(uow, reward, member_id),
         tier_order=() if tier_settings is None else tier_settings.keys(),
         member_plans=memberships.active_plans(uow, programme, member_id, now),
     )

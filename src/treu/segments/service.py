@@ -509,6 +509,15 @@ def recompute_segment(
     return done
 
 
+def member_segments(uow: UnitOfWork, member_id: str) -> frozenset[str]:
+    """The segments a member is in, as the last recompute (or static upload) left them."""
+    return frozenset(
+        uow.conn.execute(
+            select(segment_members.c.segment).where(segment_members.c.member_id == member_id)
+        ).scalars()
+    )
+
+
 def segment_member_ids(uow: UnitOfWork, programme: Programme, segment: str) -> list[str]:
     """The segment's members as of the last recompute, in id order."""
     return list(
