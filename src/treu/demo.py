@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import random
+import secrets
 from contextlib import suppress
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from importlib import resources
@@ -21,21 +23,24 @@ from sqlalchemy import select
 
 from treu.activities.model import ActionIn, LineIn, PurchaseIn, ReturnIn, ReturnLineIn
 from treu.activities.service import record_action, record_purchase, record_return
-from treu.auth.model import Scope
+from treu.auth.model import Scope, StaffRole
 from treu.auth.service import create_api_key, list_api_keys, revoke_api_key
+from treu.auth.staff import add_staff_user
 from treu.clock import FixedClock
-from treu.errors import TreuError
+from treu.errors import Conflict, TreuError
 from treu.jobs.nightly import run_nightly
 from treu.ledger.service import get_balances
 from treu.ledger.verify import verify_ledger
 from treu.members.enrolment import enrol_member
 from treu.members.model import Channel, IdentifierKind
+from treu.members.service import find_member
 from treu.members.tables import members as members_table
 from treu.programmes.service import apply_programme, create_tenant, find_programme_id, find_tenant
 from treu.rewards.service import consume_voucher, redeem_reward
 from treu.storage.engine import make_engine
 from treu.storage.migrate import upgrade
 from treu.storage.uow import UnitOfWork
+from treu.web.demo_links import DemoMember
 
 DEMO_DB = "sqlite:///treu-demo.db"
 TENANT = "demo"
@@ -74,12 +79,65 @@ def example_document(name: str) -> dict[str, Any]:
     return data
 
 
+# The demo's staff logins and member (docs: README "Try the demo"). Known passwords: a demo.
+DEMO_STAFF = (
+    (StaffRole.MANAGER, "manager@kiezcafe.example", "kiezcafe-manager"),
+    (StaffRole.CASHIER, "kasse@kiezcafe.example", "kiezcafe-kasse"),
+)
+DEMO_MEMBER = "mia@kiezcafe.example"
+
+
+@dataclass(frozen=True)
+class DemoLogins:
+    staff: tuple[tuple[StaffRole, str, str], ...]
+    member: DemoMember
+    member_email: str
+    secret: str  # the path secret of the demo-only shortcuts (treu.web.demo_links)
+
+
 def run_demo(console: Console, *, members: int = 40, serve: bool = True, port: int = 8000) -> None:
     url = os.environ.get("TREU_DATABASE_URL", DEMO_DB)
     engine = make_engine(url)
+    open_demo(engine, console, url, members=members, days=DAYS)
+    env = "" if "TREU_DATABASE_URL" in os.environ else f"TREU_DATABASE_URL={url} "
+    console.print(
+        "\nTry next:\n"
+        f"  {env}treu members show email:mia@kiezcafe.example --tenant demo -p kiezcafe\n"
+        f"  {env}treu rewards list --tenant demo -p kiezcafe\n"
+        f"  {env}treu activity record --tenant demo -p kiezcafe "
+        "--member email:mia@kiezcafe.example --external-id my-first --total 6.80\n"
+        f"  {env}treu ledger verify --tenant demo\n"
+        f"  {env}treu programme show kiezcafe --tenant demo\n",
+        highlight=False,
+    )
+    if not serve:
+        engine.dispose()
+        return
+    admin, till = demo_keys(engine)
+    logins = demo_logins(engine)
+    base = f"http://127.0.0.1:{port}"
+    console.print(
+        f"\nDemo API keys, new on every start (older demo keys are revoked):\n"
+        f"  admin  {admin}\n  till   {till}   (pos, store kastanienallee)\n\n"
+        f"  curl -H 'Authorization: Bearer {till}' "
+        f"'{base}/v1/programmes/kiezcafe/members/lookup?identifier=email:mia@kiezcafe.example'",
+        highlight=False,
+        soft_wrap=True,
+    )
+    print_logins(console, base, logins)
+    import uvicorn
+
+    try:
+        uvicorn.run(demo_app(engine, logins), host="127.0.0.1", port=port)
+    finally:
+        engine.dispose()
+
+
+def open_demo(engine: Any, console: Console, url: str, *, members: int, days: int) -> None:
+    """Migrate, seed once, and print what the demo holds."""
     upgrade(engine)
     today = datetime.now(UTC).replace(hour=6, minute=0, second=0, microsecond=0)
-    clock = FixedClock(today - timedelta(days=DAYS))
+    clock = FixedClock(today - timedelta(days=days))
 
     def new_uow() -> UnitOfWork:
         return UnitOfWork(engine, clock)
@@ -88,7 +146,7 @@ def run_demo(console: Console, *, members: int = 40, serve: bool = True, port: i
         existing = find_tenant(uow, TENANT)
     if existing is None:
         console.print(f"Seeding the Kiezcafé demo into {url} …")
-        seed(new_uow, clock, members=members, days=DAYS)
+        seed(new_uow, clock, members=members, days=days)
     else:
         console.print(f"The demo is already seeded in {url}.")
     with new_uow() as uow:
@@ -109,39 +167,55 @@ def run_demo(console: Console, *, members: int = 40, serve: bool = True, port: i
         f"{sum(b.spent for b in balances)} redeemed; "
         f"ledger verify: {'ok' if report.ok else 'PROBLEMS'}"
     )
-    env = "" if "TREU_DATABASE_URL" in os.environ else f"TREU_DATABASE_URL={url} "
-    console.print(
-        "\nTry next:\n"
-        f"  {env}treu members show email:mia@kiezcafe.example --tenant demo -p kiezcafe\n"
-        f"  {env}treu rewards list --tenant demo -p kiezcafe\n"
-        f"  {env}treu activity record --tenant demo -p kiezcafe "
-        "--member email:mia@kiezcafe.example --external-id my-first --total 6.80\n"
-        f"  {env}treu ledger verify --tenant demo\n"
-        f"  {env}treu programme show kiezcafe --tenant demo\n",
-        highlight=False,
+
+
+def demo_logins(engine: Any) -> DemoLogins:
+    """The demo's manager and cashier (made once, with their known passwords), its member, and a
+    new path secret for the member's shortcuts."""
+    with UnitOfWork(engine) as uow:
+        tenant = find_tenant(uow, TENANT)
+        assert tenant is not None
+        programme_id = find_programme_id(uow, tenant_id=tenant.id, key="kiezcafe")
+        member = find_member(uow, programme_id=programme_id, reference=f"email:{DEMO_MEMBER}")
+    for role, email, password in DEMO_STAFF:
+        with suppress(Conflict), UnitOfWork(engine) as uow:  # made on an earlier start
+            add_staff_user(uow, tenant_id=tenant.id, email=email, role=role, password=password)
+    return DemoLogins(
+        DEMO_STAFF,
+        DemoMember(tenant.id, TENANT, "kiezcafe", member.id),
+        DEMO_MEMBER,
+        secrets.token_urlsafe(16),
     )
-    if not serve:
-        engine.dispose()
-        return
-    admin, till = demo_keys(engine)
-    base = f"http://127.0.0.1:{port}"
+
+
+def demo_app(engine: Any, logins: DemoLogins) -> Any:
+    """The API, portal and console, plus the demo-only shortcuts (``treu serve`` has none)."""
+    from treu.api.app import create_app
+    from treu.web.demo_links import install_demo_links
+
+    app = create_app(engine)
+    install_demo_links(app, secret=logins.secret, member=logins.member)
+    return app
+
+
+def print_logins(console: Console, base: str, logins: DemoLogins) -> None:
+    shortcut = f"{base}/demo/{logins.secret}"
+    staff = "\n".join(
+        f"                 {role.value:<8} {email}  password: {password}"
+        for role, email, password in logins.staff
+    )
     console.print(
-        f"\nServing the API on {base} (docs: {base}/docs; Ctrl-C stops it).\n"
-        f"Demo keys, new on every start (older demo keys are revoked):\n"
-        f"  admin  {admin}\n  till   {till}   (pos, store kastanienallee)\n\n"
-        f"  curl -H 'Authorization: Bearer {till}' "
-        f"'{base}/v1/programmes/kiezcafe/members/lookup?identifier=email:mia@kiezcafe.example'\n",
+        f"\nServing Treu on {base} (Ctrl-C stops it):\n"
+        f"  API docs       {base}/docs\n"
+        f"  Staff console  {base}/console/{TENANT}/\n{staff}\n"
+        f"  Member portal  {base}/portal/{TENANT}/kiezcafe/\n"
+        f"                 member   {logins.member_email}  (log in by code, or at once: "
+        f"{shortcut}/portal )\n"
+        f"  Widget demo    {base}/widget/demo/{TENANT}/kiezcafe  (as a guest)\n"
+        f"                 {shortcut}/shop  (as {logins.member_email})\n",
         highlight=False,
         soft_wrap=True,
     )
-    import uvicorn
-
-    from treu.api.app import create_app
-
-    try:
-        uvicorn.run(create_app(engine), host="127.0.0.1", port=port)
-    finally:
-        engine.dispose()
 
 
 def demo_keys(engine: Any) -> tuple[str, str]:

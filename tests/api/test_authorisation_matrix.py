@@ -271,6 +271,7 @@ def body_for(method: str, path: str, world: World) -> Any:
         # destructive, so refused once allowed: Mia merged into herself, erasure not confirmed
         ("POST", "/v1/members/{member_id}/merge"): {"merge": member},
         ("POST", "/v1/members/{member_id}/erase"): {"reason": "matrix", "confirm": unique},
+        ("POST", "/v1/members/{member_id}/tokens"): {"minutes": 5},
         ("POST", "/v1/vouchers/{code}/cancel"): {"reason": "test"},
         ("POST", "/v1/jobs/nightly"): {"date": "2026-02-01"},
         ("POST", "/v1/api-keys"): {"name": "matrix", "scope": "read"},

@@ -97,3 +97,19 @@ def test_a_password_is_hashed_with_argon2id_and_checked() -> None:
     assert not password_matches(stored, "Correct horse battery staple")
     assert not password_matches(None, "anything")  # no such user: checked against a dummy
     assert not password_matches("not a hash", "anything")
+
+
+def test_a_widget_token_says_so_and_only_reads() -> None:
+    from treu.auth.model import Permission, Principal
+
+    key = signing_key("tenant", "", "member")
+    claims = MemberClaims(
+        "ten_1", "prg_1", "mbr_1", NOW + timedelta(minutes=15), "jti-2", widget=True
+    )
+    decoded = decode_member_token(encode_member_token(key, claims, NOW), key, NOW)
+    assert decoded.widget
+    widget = Principal("mbr_1", "ten_1", None, programme_id="prg_1", member_id="mbr_1", widget=True)
+    portal = Principal("mbr_1", "ten_1", None, programme_id="prg_1", member_id="mbr_1")
+    assert widget.allows(Permission.ME_READ)
+    assert not widget.allows(Permission.ME_QR_TOKEN)
+    assert portal.allows(Permission.ME_QR_TOKEN)

@@ -690,6 +690,12 @@ class MemberTokenCreate(LoginCodeCreate):
     code: str = Field(pattern=r"^[0-9]{6}$", description="the 6-digit code the member received")
 
 
+class WidgetTokenCreate(_In):
+    minutes: int = Field(
+        default=15, ge=1, le=60, description="how long the token lives: the page view's length"
+    )
+
+
 class MemberTokenRead(_Out):
     object: Literal["member_token"] = "member_token"
     token: str = Field(description="send as Authorization: Bearer …")

@@ -156,8 +156,36 @@ def authenticate_member(
     if member.status not in _CAN_LOG_IN or member.programme_id != claims.programme_id:
         raise _unauthenticated()
     return Principal(
-        member.id, member.tenant_id, None, programme_id=member.programme_id, member_id=member.id
+        member.id,
+        member.tenant_id,
+        None,
+        programme_id=member.programme_id,
+        member_id=member.id,
+        widget=claims.widget,
     )
+
+
+def issue_member_token(
+    uow: UnitOfWork,
+    *,
+    tenant_id: str,
+    member_id: str,
+    lifetime: timedelta,
+    widget: bool = True,
+    server_secret: str = "",
+) -> MemberToken:
+    """A member token without a login code: a shop's backend asks for one server to server
+    (its customer is logged in at the shop) and puts it in the page for the widget. A widget
+    token only reads (``WIDGET_PERMISSIONS``). A member who cannot log in gets none."""
+    member = get_member(uow, member_id, tenant_id=tenant_id)
+    if member.status not in _CAN_LOG_IN:
+        raise NotFound(ErrorCode.MEMBER_NOT_FOUND, f"no member {member_id}")
+    now = uow.now()
+    claims = MemberClaims(
+        tenant_id, member.programme_id, member.id, now + lifetime, new_token_id(), widget=widget
+    )
+    key = tenant_signing_key(uow, tenant_id, server_secret, "member")
+    return MemberToken(encode_member_token(key, claims, now), claims)
 
 
 def issue_qr_token(

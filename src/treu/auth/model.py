@@ -71,6 +71,8 @@ class Permission(StrEnum):
     # a member token's own account (/v1/me…); no API key or staff user has these
     ME_READ = "me:read"
     ME_QR_TOKEN = "me:qr_token"  # noqa: S105 - a permission name, not a secret
+    # a shop's backend gets a short-lived, read-only member token for the website widget
+    MEMBERS_TOKEN = "members:token"  # noqa: S105 - a permission name, not a secret
 
 
 class StaffRole(StrEnum):
@@ -81,6 +83,7 @@ class StaffRole(StrEnum):
 
 P = Permission
 MEMBER_PERMISSIONS = frozenset({P.ME_READ, P.ME_QR_TOKEN})
+WIDGET_PERMISSIONS = frozenset({P.ME_READ})  # a widget token: read the account, nothing else
 _READS = frozenset(
     {
         P.PROGRAMMES_READ,
@@ -111,6 +114,7 @@ SCOPE_PERMISSIONS: dict[Scope, frozenset[Permission]] = {
         P.MEMBERSHIPS_WRITE,
         P.WALLET_CREDIT,
         P.WALLET_PAY,
+        P.MEMBERS_TOKEN,
     },
     Scope.POS: frozenset(
         {
@@ -153,10 +157,11 @@ class Principal:
     programme_id: str | None = None  # the store's programme, for a store-bound key
     role: StaffRole | None = None
     member_id: str | None = None
+    widget: bool = False  # a member's widget token: read only
 
     def allows(self, permission: Permission) -> bool:
         if self.member_id is not None:
-            return permission in MEMBER_PERMISSIONS
+            return permission in (WIDGET_PERMISSIONS if self.widget else MEMBER_PERMISSIONS)
         if self.role is not None:
             return permission in ROLE_PERMISSIONS[self.role]
         return self.scope is not None and allows(self.scope, permission)

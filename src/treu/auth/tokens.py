@@ -38,6 +38,7 @@ QR_PREFIX = "tqr1"
 _ALGORITHM = "HS256"
 _MEMBER = "member"
 _STAFF = "staff"
+_WIDGET = "widget"
 
 
 def signing_key(tenant_secret: str, server_secret: str, purpose: str) -> bytes:
@@ -71,6 +72,9 @@ class MemberClaims:
     member_id: str
     expires_at: datetime
     token_id: str
+    # A widget token (a shop's backend asked for it, it sits in the shop's page): it reads the
+    # member's account and nothing else, not even a QR token for the till.
+    widget: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,7 @@ def encode_member_token(key: bytes, claims: MemberClaims, now: datetime) -> str:
         tenant=claims.tenant_id,
         programme=claims.programme_id,
         member=claims.member_id,
+        **({"use": _WIDGET} if claims.widget else {}),
     )
 
 
@@ -130,6 +135,7 @@ def decode_member_token(token: str, key: bytes, now: datetime) -> MemberClaims:
         claims["member"],
         _instant(claims["exp"]),
         claims["jti"],
+        widget=claims.get("use") == _WIDGET,
     )
 
 

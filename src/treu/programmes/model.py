@@ -7,6 +7,7 @@ document becomes an immutable revision; :class:`Programme` is the runtime view o
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -43,6 +44,29 @@ class StoreDef(BaseModel):
     key: Key = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     name: str = Field(min_length=1, max_length=200)
     channel: Literal["pos", "online", "app", "other"] = "pos"
+
+
+class WidgetSettings(BaseModel):
+    """The website widget (docs/web.md): the shop sites allowed to show it. A browser on any
+    other site gets no CORS permission to read a member's account with a token it got hold of."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    origins: list[str] = Field(default_factory=list, max_length=50)
+
+    @field_validator("origins")
+    @classmethod
+    def _origins(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not _ORIGIN.fullmatch(value):
+                raise ValueError(
+                    f"{value!r} is not an origin such as https://shop.example (scheme, host and "
+                    "port only, no path or trailing slash)"
+                )
+        return [v.lower() for v in values]
+
+
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
 class ProgrammeDocument(BaseModel):
@@ -82,6 +106,7 @@ class ProgrammeDocument(BaseModel):
     templates: Templates = Field(default_factory=list)
     segments: list[SegmentDef] = Field(default_factory=list)
     automations: list[AutomationDef] = Field(default_factory=list)
+    widget: WidgetSettings = Field(default_factory=WidgetSettings)
 
     @field_validator("timezone")
     @classmethod

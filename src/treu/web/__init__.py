@@ -1,4 +1,5 @@
-"""The web: the member portal (``/portal/…``) and the staff console (``/console/…``).
+"""The web: the member portal (``/portal/…``), the staff console (``/console/…``) and the
+website widget shops embed (``/widget/…``).
 
 Server-rendered pages (Jinja2) with a little plain JavaScript, in German and English, served
 by the API's application: ``install(app)`` adds the routes, the static files and the handlers
@@ -11,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from treu.web import console, portal
+from treu.web import console, console_review, portal, widget
 from treu.web.context import LoginRequired, NotAllowed, PageNotFound
 from treu.web.i18n import language_of
 from treu.web.render import render
@@ -23,6 +24,8 @@ STATIC = "/web-static"
 def install(app: FastAPI) -> None:
     app.include_router(portal.router)
     app.include_router(console.router)
+    app.include_router(console_review.router)
+    app.include_router(widget.router)
     app.mount(STATIC, StaticFiles(packages=[("treu.web", "static")]), name="web-static")
 
     @app.get("/portal/{tenant}/{programme}", include_in_schema=False)

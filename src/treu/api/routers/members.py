@@ -3,6 +3,7 @@ history, lots, vouchers."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -20,10 +21,13 @@ from treu.api.schemas import (
     MemberErase,
     MemberMerge,
     MemberRead,
+    MemberTokenRead,
     MemberUpdate,
     Page,
     VoucherRead,
+    WidgetTokenCreate,
 )
+from treu.auth.member_login import issue_member_token
 from treu.auth.model import Permission as P
 from treu.errors import ErrorCode, InvalidInput
 from treu.ledger.service import get_balances, list_lots, member_history
@@ -163,6 +167,31 @@ def merge(rt: Rt, who: Who, member_id: str, body: MemberMerge) -> MemberRead:
         )
 
     return rt.write(go)
+
+
+@router.post("/{member_id}/tokens", status_code=201, dependencies=[needs(P.MEMBERS_TOKEN)])
+def widget_token(rt: Rt, who: Who, member_id: str, body: WidgetTokenCreate) -> MemberTokenRead:
+    """A short-lived, read-only member token for the website widget: the shop's backend asks
+    for it (its customer is logged in at the shop) and puts it in the page (docs/web.md). It
+    reads the member's own account (``/v1/me``, the widget) and nothing else."""
+
+    def go(uow: UnitOfWork) -> MemberTokenRead:
+        member = member_for(uow, who, member_id)
+        issued = issue_member_token(
+            uow,
+            tenant_id=who.tenant_id,
+            member_id=member.id,
+            lifetime=timedelta(minutes=body.minutes),
+            server_secret=rt.secret,
+        )
+        return MemberTokenRead(
+            token=issued.token,
+            member_id=issued.claims.member_id,
+            programme_id=issued.claims.programme_id,
+            expires_at=issued.claims.expires_at,
+        )
+
+    return rt.read(go)
 
 
 @router.get("/{member_id}/export", dependencies=[needs(P.MEMBERS_PRIVACY)])
