@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install bench clean chromium
+.PHONY: demo test lint install bench clean chromium screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ lint: $(STAMP)
 
 test: lint chromium
 	$(BIN)/pytest
+
+# PNGs of the portal and console for the README (docs/screenshots/), from a seeded temporary demo
+screenshots: $(STAMP) chromium
+	$(BIN)/python scripts/screenshots.py --out docs/screenshots
 
 bench: $(STAMP)
 	$(BIN)/python bench/earn.py --quick

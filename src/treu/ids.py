@@ -53,6 +53,7 @@ PREFIXES = {
     "automation_run": "aur",
     "message": "msg",
     "suppression": "sup",
+    "audit_entry": "aud",
 }
 
 

@@ -24,6 +24,7 @@ from treu.api.routers import (
     activities,
     admin,
     analytics,
+    audit,
     automations,
     donations,
     imports,
@@ -85,6 +86,7 @@ ROUTERS = (
     shops.router,
     messages.router,
     analytics.router,
+    audit.router,
 )
 
 

@@ -1,6 +1,7 @@
 """Imports every ``tables.py`` so ``metadata`` knows the whole schema (Alembic, tests)."""
 
 from treu.activities import tables as _activities
+from treu.audit import tables as _audit
 from treu.auth import tables as _auth
 from treu.automations import tables as _automations
 from treu.campaigns import tables as _campaigns
@@ -26,6 +27,7 @@ from treu.webhooks import tables as _webhooks
 __all__ = ["metadata"]
 _ = (
     _activities,
+    _audit,
     _auth,
     _automations,
     _campaigns,

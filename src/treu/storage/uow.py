@@ -50,6 +50,7 @@ class UnitOfWork:
         self._conn: Connection | None = None
         self._events: list[Event] = []
         self._flushed: list[Event] = []  # written to the outbox in this transaction
+        self._before_commit: list[Callable[[], None]] = []
         self.committed = False
         # What services read and may read again in this transaction (a programme's revisions):
         # emptied at commit and rollback, so nothing in it outlives the transaction.
@@ -76,6 +77,7 @@ class UnitOfWork:
         self._conn = conn
         self._events = []
         self._flushed = []
+        self._before_commit = []
         self.cache = {}
         self.committed = False
         return self
@@ -121,7 +123,19 @@ class UnitOfWork:
             self._flushed.extend(self._events)
         self._events = []
 
+    def before_commit(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` inside the transaction just before the next commit, once.
+
+        For a caller that wraps a service function which commits itself and wants a row of its
+        own (the audit log) in the same transaction: the row is written only if the service
+        commits a change. A rejected request (an exception) and an idempotent replay (no
+        commit) write nothing, and a rollback forgets the hooks."""
+        self._before_commit.append(fn)
+
     def commit(self) -> None:
+        hooks, self._before_commit = self._before_commit, []
+        for hook in hooks:
+            hook()
         self.flush_events()
         self.conn.commit()
         self.committed = True
@@ -134,6 +148,7 @@ class UnitOfWork:
         self.conn.rollback()
         self._events = []
         self._flushed = []
+        self._before_commit = []
         self.cache = {}
 
 

@@ -30,10 +30,12 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from treu.activities.model import PurchaseIn
-from treu.activities.service import record_purchase
+from treu.activities.service import ActivityResult, record_purchase
 from treu.api.deps import Runtime
 from treu.api.queries import ProgrammeRow, programmes_of
 from treu.api.ratelimit import check_login
+from treu.audit.model import AuditAction
+from treu.audit.service import record_on_commit
 from treu.auth.member_login import member_id_of_qr_token
 from treu.auth.model import Permission, Principal
 from treu.auth.staff import authenticate_staff, log_in_staff
@@ -44,12 +46,13 @@ from treu.members.model import Member
 from treu.members.service import find_member, get_member, set_blocked
 from treu.programmes.model import Programme
 from treu.programmes.service import (
+    ApplyResult,
     apply_programme,
     find_programme_id,
     find_tenant,
     load_programme,
 )
-from treu.rewards.service import consume_voucher, get_voucher, redeem_reward
+from treu.rewards.service import RedemptionResult, consume_voucher, get_voucher, redeem_reward
 from treu.storage.uow import UnitOfWork
 from treu.web import portal_views as views
 from treu.web.context import (
@@ -129,6 +132,19 @@ class Console:
     @property
     def actor(self) -> str:
         return f"staff:{self.who.key_id}"
+
+    def audit(self, uow: UnitOfWork, action: AuditAction, subject: str, **details: Any) -> None:
+        """An audit entry written in the commit of the change this request makes (none if
+        the change is rejected or was made before): ``treu.audit.service.record_on_commit``."""
+        record_on_commit(
+            uow,
+            tenant_id=self.tenant_id,
+            actor=self.actor,
+            action=action,
+            subject=subject,
+            programme_id=self.programme.id if self.programme else None,
+            details=details,
+        )
 
 
 def console(request: Request, tenant: str) -> Console:
@@ -369,11 +385,16 @@ def till_purchase(c: InProgramme, member_id: str, form: Form) -> Response:
             channel="pos",
         )
         # The receipt number is the purchase's external id: sent twice, it counts once.
-        result = c.rt.write(
-            lambda uow: record_purchase(
+
+        def go(uow: UnitOfWork) -> ActivityResult:
+            c.audit(
+                uow, AuditAction.PURCHASE_RECORDED, member.id, receipt=receipt, total=str(total)
+            )
+            return record_purchase(
                 uow, programme_id=programme.id, purchase=purchase, member=member.id
             )
-        )
+
+        result = c.rt.write(go)
     except (TreuError, ValidationError) as exc:
         message = (
             message_for(exc, c.fmt)
@@ -413,6 +434,7 @@ def till_use_voucher(c: InProgramme, member_id: str, code: str, form: Form) -> R
         def go(uow: UnitOfWork) -> None:
             if get_voucher(uow, tenant_id=c.tenant_id, code=code).member_id != member.id:
                 raise NotFound(ErrorCode.VOUCHER_NOT_FOUND, "not this member's voucher")
+            c.audit(uow, AuditAction.VOUCHER_CONSUMED, member.id, code=code)
             consume_voucher(uow, tenant_id=c.tenant_id, code=code)
 
         c.rt.write(go)
@@ -429,19 +451,25 @@ def till_redeem(c: InProgramme, member_id: str, key: str, form: Form) -> Respons
     member = _member(c, member_id)
     attempt = form.text("attempt", 64) or secrets.token_urlsafe(12)
     try:
-        result = c.rt.write(
-            lambda uow: redeem_reward(
+
+        def go(uow: UnitOfWork) -> RedemptionResult:
+            c.audit(uow, AuditAction.REWARD_REDEEMED, member.id, reward=key)
+            return redeem_reward(
                 uow,
                 tenant_id=c.tenant_id,
                 member_id=member.id,
                 reward_key=key,
                 idempotency_key=f"console:{member.id}:{attempt}",
             )
-        )
+
+        def use(uow: UnitOfWork) -> None:
+            code = result.voucher.code
+            c.audit(uow, AuditAction.VOUCHER_CONSUMED, member.id, code=code, reward=key)
+            consume_voucher(uow, tenant_id=c.tenant_id, code=code)
+
+        result = c.rt.write(go)
         if result.voucher.status.value == "issued":
-            c.rt.write(
-                lambda uow: consume_voucher(uow, tenant_id=c.tenant_id, code=result.voucher.code)
-            )
+            c.rt.write(use)
     except TreuError as exc:
         return _till_member(c, member.id, 422, error=message_for(exc, c.fmt))
     return c.redirect(f"{c.here}/till/m/{member.id}?redeemed={result.voucher.reward_name}")
@@ -531,8 +559,12 @@ def adjust(c: InProgramme, member_id: str, form: Form) -> Response:
         return _member_page(c, member.id, 422, errors=errors, values=values)
     attempt = form.text("attempt", 64) or secrets.token_urlsafe(12)
     try:
-        c.rt.write(
-            lambda uow: adjust_points(
+
+        def go(uow: UnitOfWork) -> None:
+            c.audit(
+                uow, AuditAction.MEMBER_ADJUSTED, member.id, points=points, reason=values["reason"]
+            )
+            adjust_points(
                 uow,
                 tenant_id=c.tenant_id,
                 member_id=member.id,
@@ -541,7 +573,8 @@ def adjust(c: InProgramme, member_id: str, form: Form) -> Response:
                 actor=c.actor,
                 idempotency_key=f"console:{attempt}",
             )
-        )
+
+        c.rt.write(go)
     except TreuError as exc:
         errors = field_errors(exc) or {"points": message_for(exc, c.fmt)}
         return _member_page(c, member.id, 422, errors=errors, values=values)
@@ -554,9 +587,13 @@ def block(c: InProgramme, member_id: str, form: Form) -> Response:
     c.need(P.MEMBERS_WRITE)
     member = _member(c, member_id)
     blocked = form.get("blocked") == "yes"
-    c.rt.write(
-        lambda uow: set_blocked(uow, tenant_id=c.tenant_id, member_id=member.id, blocked=blocked)
-    )
+    action = AuditAction.MEMBER_BLOCKED if blocked else AuditAction.MEMBER_UNBLOCKED
+
+    def go(uow: UnitOfWork) -> None:
+        c.audit(uow, action, member.id)
+        set_blocked(uow, tenant_id=c.tenant_id, member_id=member.id, blocked=blocked)
+
+    c.rt.write(go)
     return c.redirect(f"{c.here}/members/{member.id}")
 
 
@@ -633,7 +670,12 @@ def _apply_text(c: Console, text: str) -> Response:
             "console/document.html", 422, section="document", text=text, errors=errors, saved=None
         )
     try:
-        result = c.rt.write(lambda uow: apply_programme(uow, tenant_id=c.tenant_id, document=data))
+
+        def go(uow: UnitOfWork) -> ApplyResult:
+            c.audit(uow, AuditAction.PROGRAMME_APPLIED, programme.id, key=programme.document.key)
+            return apply_programme(uow, tenant_id=c.tenant_id, document=data)
+
+        result = c.rt.write(go)
     except TreuError as exc:
         found = (exc.details or {}).get("errors") or [{"path": "", "message": exc.message}]
         return c.render(
