@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from treu.web import console, portal
+from treu.web import console, console_setup, portal
 from treu.web.context import LoginRequired, NotAllowed, PageNotFound
 from treu.web.i18n import language_of
 from treu.web.render import render
@@ -23,6 +23,7 @@ STATIC = "/web-static"
 def install(app: FastAPI) -> None:
     app.include_router(portal.router)
     app.include_router(console.router)
+    app.include_router(console_setup.router)
     app.mount(STATIC, StaticFiles(packages=[("treu.web", "static")]), name="web-static")
 
     @app.get("/portal/{tenant}/{programme}", include_in_schema=False)
