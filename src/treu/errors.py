@@ -72,6 +72,7 @@ class ErrorCode(StrEnum):
     REFERRAL_NOT_HELD = "referral_not_held"  # approve/reject a referral that is not on hold
     SEGMENT_NOT_STATIC = "segment_not_static"  # an upload to a segment defined by rules
     IMPORT_IN_PROGRESS = "import_in_progress"  # another run moved the file's checkpoint on
+    PROGRAMME_CHANGED = "programme_changed"  # edited from a revision no longer in force
     # Rejected
     INSUFFICIENT_POINTS = "insufficient_points"
     INSUFFICIENT_STAMPS = "insufficient_stamps"

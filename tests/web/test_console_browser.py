@@ -150,6 +150,7 @@ def test_a_manager_imports_a_document_with_an_error_then_a_valid_one(
 ) -> None:
     log_in(page, cafe, StaffRole.MANAGER)
     page.get_by_role("link", name="Programm", exact=True).click()
+    page.get_by_role("link", name="Das ganze Dokument importieren oder exportieren").click()
     text = page.get_by_label("…oder hier bearbeiten").input_value()
     document = yaml.safe_load(text)
     assert document["key"] == "kiezcafe"

@@ -41,7 +41,7 @@ from treu.members.service import (
     touch_member,
 )
 from treu.members.tables import members
-from treu.programmes.model import Programme
+from treu.programmes.model import Programme, ProgrammeDocument
 from treu.programmes.service import load_programme, load_revision, store_ids
 from treu.programmes.tables import rule_budgets
 from treu.rules.model import Award, EarnContext, MemberFacts, Period, evaluate, limits_reached
@@ -482,11 +482,22 @@ def claim_purchase(
 
 
 def simulate_purchase(
-    uow: UnitOfWork, *, programme_id: str, purchase: PurchaseIn, member: str | None = None
+    uow: UnitOfWork,
+    *,
+    programme_id: str,
+    purchase: PurchaseIn,
+    member: str | None = None,
+    draft: ProgrammeDocument | None = None,
 ) -> list[Award]:
-    """What would this basket earn, and why? Writes nothing."""
+    """What would this basket earn, and why? Writes nothing.
+
+    ``draft``: a document not applied yet (the console's form before saving), earned under
+    instead of the revision in force.
+    """
     occurred = _occurred(purchase.occurred_at, uow.now())
     programme = load_programme(uow, programme_id, at=occurred)
+    if draft is not None:
+        programme = replace(programme, document=draft)
     basket = build_basket(purchase, programme.currency, programme.document.earning_base)
     if member is None:
         ctx = EarnContext(

@@ -31,6 +31,9 @@ class AuditAction(StrEnum):
     PURCHASE_RECORDED = "purchase.recorded"  # at the till
     REWARD_REDEEMED = "reward.redeemed"  # at the till, for the member
     VOUCHER_CONSUMED = "voucher.consumed"  # a voucher used at the till
+    MEMBERS_MERGED = "members.merged"  # a duplicate sign-up merged into the member kept
+    REFERRAL_APPROVED = "referral.approved"  # a held referral released from the review queue
+    REFERRAL_REJECTED = "referral.rejected"
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ document becomes an immutable revision; :class:`Programme` is the runtime view o
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -245,24 +245,55 @@ def _check_donation_rewards(doc: ProgrammeDocument) -> None:
         rated.add(reward.charity)
 
 
+@dataclass(frozen=True)
+class DocumentError:
+    """One problem of a document: where (``rules.0.effect.points``), pydantic's message, and
+    its kind and context (``greater_than``, ``{"gt": 0}``) so that a form can say it in the
+    reader's language; ``value_error`` for the document's own checks."""
+
+    path: str
+    message: str
+    kind: str = "value_error"
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+def check_document(data: Any) -> tuple[ProgrammeDocument | None, list[DocumentError]]:
+    """The document, or every error with its field path (never both)."""
+    try:
+        return ProgrammeDocument.model_validate(data), []
+    except ValidationError as exc:
+        return None, [
+            _error(err["loc"], err["msg"], err["type"], err.get("ctx"), data)
+            for err in exc.errors()
+        ]
+
+
 def parse_document(data: Any) -> ProgrammeDocument:
     """Validate a loaded YAML/JSON document; errors name their field paths."""
-    try:
-        return ProgrammeDocument.model_validate(data)
-    except ValidationError as exc:
-        errors = [_error(err["loc"], err["msg"], data) for err in exc.errors()]
+    doc, found = check_document(data)
+    if doc is None:
+        errors = [{"path": e.path, "message": e.message} for e in found]
         summary = "; ".join(f"{e['path']}: {e['message']}" for e in errors[:5])
         raise InvalidInput(
             ErrorCode.INVALID_PROGRAMME, f"invalid programme document: {summary}", errors=errors
         ) from None
+    return doc
 
 
-def _error(loc: tuple[int | str, ...], message: str, data: Any) -> dict[str, str]:
-    # Whole-document checks (duplicate keys, unknown stores) carry their path in the message.
+_PATH = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z0-9_]+)*$")
+
+
+def _error(
+    loc: tuple[int | str, ...], message: str, kind: str, ctx: Any, data: Any
+) -> DocumentError:
+    context = {k: v for k, v in (ctx or {}).items() if k != "error"}
+    # Checks across a section (duplicate keys, unknown stores, tiers in order) carry the path
+    # below that section in their message: ``levels.1.threshold: thresholds must increase``.
     head, sep, rest = message.removeprefix("Value error, ").partition(": ")
-    if not loc and sep and " " not in head:
-        return {"path": head, "message": rest}
-    return {"path": _path(loc, data), "message": message}
+    if sep and _PATH.match(head) and (not loc or message.startswith("Value error, ")):
+        path = ".".join(p for p in (_path(loc, data) if loc else "", head) if p)
+        return DocumentError(path, rest, kind, context)
+    return DocumentError(_path(loc, data), message, kind, context)
 
 
 def _path(loc: tuple[int | str, ...], data: Any) -> str:

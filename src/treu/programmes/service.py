@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
 
-from treu.errors import ErrorCode, InvalidInput, NotFound
+from treu.errors import Conflict, ErrorCode, InvalidInput, NotFound
 from treu.ids import new_id
 from treu.ledger.model import SystemAccount, Unit, system_account_id
 from treu.ledger.tables import accounts
@@ -77,7 +77,11 @@ def tenant_secret(uow: UnitOfWork, tenant_id: str) -> str:
 
 
 def apply_programme(
-    uow: UnitOfWork, *, tenant_id: str, document: ProgrammeDocument | dict[str, Any]
+    uow: UnitOfWork,
+    *,
+    tenant_id: str,
+    document: ProgrammeDocument | dict[str, Any],
+    based_on: str | None = None,
 ) -> ApplyResult:
     """Create or update the programme ``document.key`` of a tenant from its document.
 
@@ -86,11 +90,19 @@ def apply_programme(
     under. Stores and rewards are matched by key; a reward's ``stock`` in the document is its
     initial stock, and a change of that number restocks by the difference (stock already
     redeemed stays redeemed).
+
+    ``based_on``: the revision id the document was edited from (the console's forms). If
+    another revision has been applied since, nothing is saved (``programme_changed``) rather
+    than undo that change silently.
     """
     doc = document if isinstance(document, ProgrammeDocument) else parse_document(document)
     now = uow.now()
+    # The programme row is locked (PostgreSQL) so that two applies of one programme take turns:
+    # the second sees the first's revision, for its number and for ``based_on``.
     row = uow.conn.execute(
-        select(programmes).where(programmes.c.tenant_id == tenant_id, programmes.c.key == doc.key)
+        select(programmes)
+        .where(programmes.c.tenant_id == tenant_id, programmes.c.key == doc.key)
+        .with_for_update()
     ).first()
     previous: ProgrammeDocument | None = None
     created = row is None
@@ -114,6 +126,11 @@ def apply_programme(
     else:
         programme_id = row.id
         current = _revisions(uow, programme_id)[-1]
+        if based_on is not None and current.id != based_on:
+            raise Conflict(
+                ErrorCode.PROGRAMME_CHANGED,
+                f"the programme is at revision {current.number} now, not the one edited",
+            )
         previous = current.parsed
         if previous == doc:
             return ApplyResult(programme_id, current.number, created=False, changed=False)

@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from treu.web import console, console_dashboard, console_review, portal, widget
+from treu.web import console, console_dashboard, console_review, console_setup, portal, widget
 from treu.web.context import LoginRequired, NotAllowed, PageNotFound
 from treu.web.i18n import language_of
 from treu.web.render import render
@@ -27,6 +27,7 @@ def install(app: FastAPI) -> None:
     app.include_router(console_review.router)
     app.include_router(widget.router)
     app.include_router(console_dashboard.router)
+    app.include_router(console_setup.router)
     app.mount(STATIC, StaticFiles(packages=[("treu.web", "static")]), name="web-static")
 
     @app.get("/portal/{tenant}/{programme}", include_in_schema=False)

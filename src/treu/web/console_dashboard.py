@@ -336,6 +336,9 @@ ACTION_NAMES = {
     "purchase.recorded": _("Purchase recorded"),
     "reward.redeemed": _("Reward redeemed"),
     "voucher.consumed": _("Voucher used"),
+    "members.merged": _("Members merged"),
+    "referral.approved": _("Referral approved"),
+    "referral.rejected": _("Referral rejected"),
 }
 
 
@@ -347,6 +350,8 @@ DETAIL_NAMES = {
     "code": _("Voucher code"),
     "reward": _("Reward"),
     "key": _("Programme"),
+    "merged": _("Merged member"),
+    "via": _("Via"),
 }
 
 

@@ -16,6 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
+from treu.audit.model import AuditAction
 from treu.auth.model import Permission
 from treu.errors import ErrorCode, NotFound, TreuError
 from treu.ledger.service import get_balances
@@ -84,11 +85,14 @@ def merge(c: InProgramme, member_id: str, form: Form) -> Response:
     keep = _member(c, member_id)
     gone = _member(c, form.text("other", 64))
     try:
-        c.rt.write(
-            lambda uow: merge_members(
+
+        def go(uow: UnitOfWork) -> None:
+            c.audit(uow, AuditAction.MEMBERS_MERGED, keep.id, merged=gone.id)
+            merge_members(
                 uow, tenant_id=c.tenant_id, keep_id=keep.id, merge_id=gone.id, actor=c.actor
             )
-        )
+
+        c.rt.write(go)
     except TreuError as exc:
         return c.render(
             "console/merge.html",
@@ -153,7 +157,10 @@ def decide(c: InProgramme, referral_id: str, decision: str, form: Form) -> Respo
         held = list_referrals(uow, programme_id=c.programme.id, status=ReferralStatus.HELD)
         if referral_id not in {r.id for r in held}:
             raise NotFound(ErrorCode.REFERRAL_NOT_FOUND, "not a held referral here")
-        if decision == "approve":
+        approved = decision == "approve"
+        action = AuditAction.REFERRAL_APPROVED if approved else AuditAction.REFERRAL_REJECTED
+        c.audit(uow, action, referral_id)
+        if approved:
             approve_referral(uow, tenant_id=c.tenant_id, referral_id=referral_id, actor=c.actor)
         else:
             reject_referral(uow, tenant_id=c.tenant_id, referral_id=referral_id, actor=c.actor)
