@@ -52,6 +52,8 @@ SHOTS: list[Shot] = [
     Shot("console-member", "console", "/kiezcafe/members/{member}"),
     Shot("console-dashboard", "console", "/kiezcafe/dashboard"),
     Shot("console-audit", "console", "/kiezcafe/audit"),
+    Shot("console-setup", "console", "/kiezcafe/setup"),
+    Shot("console-rule", "console", "/kiezcafe/setup/rules/item/punkte"),
 ]
 
 
