@@ -22,16 +22,23 @@ so that the load generator takes little of the two cores it shares with the serv
 
 Every run warms up first (each worker compiles its statements), then measures for D seconds:
 requests/s, p50 and p99 latency, and the ratio to the floor with the same workers. Afterwards
-the ledger is verified and the purchases counted. The last line is machine-readable (SQLite,
-one worker: what ``treu serve`` runs by default)::
+the ledger is verified and the purchases counted. The last line is machine-readable: first
+SQLite with one worker (what ``treu serve`` runs by default), then every configuration run
+(``sqlite1``, ``sqlite2``, ``pg1``, ``pg2``: backend and workers), each with its ratio to the
+floor with the same workers::
 
-    RESULT api pos_rps=… bare_rps=… ratio=… p99_ms=…
+    RESULT api pos_rps=… bare_rps=… ratio=… p99_ms=… bare1_rps=… bare2_rps=… sqlite1_rps=…
+    sqlite1_ratio=… sqlite1_p99_ms=… sqlite2_… pg1_… pg2_…
+
+The PostgreSQL server processes get the connection pool of ``TREU_POOL_SIZE`` /
+``TREU_POOL_MAX_OVERFLOW`` from the environment, as ``treu serve`` would.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import json
 import os
 import random
@@ -49,6 +56,7 @@ from sqlalchemy import Engine, func, select
 
 from earn import email, log, pg_schema, setup_programme  # bench/earn.py, beside this file
 from treu.activities.tables import activities
+from treu.api.app import create_app
 from treu.api.serve import serve
 from treu.auth.model import Scope
 from treu.auth.service import create_api_key
@@ -81,6 +89,22 @@ def bare_app() -> FastAPI:
     async def bare() -> dict[str, bool]:
         return {"ok": True}
 
+    return with_pid(app)
+
+
+def treu_app() -> FastAPI:
+    """The real app, as ``treu serve`` serves it (``--factory`` target)."""
+    return with_pid(create_app())
+
+
+def with_pid(app: FastAPI) -> FastAPI:
+    """``GET /bench-pid``: which worker process answered, so that a run starts only once every
+    worker serves (otherwise the first one up takes all the keep-alive connections)."""
+
+    @app.get("/bench-pid", include_in_schema=False)
+    async def pid() -> dict[str, int]:
+        return {"pid": os.getpid()}
+
     return app
 
 
@@ -109,19 +133,28 @@ class Server:
             "--workers", str(workers),
         ]  # fmt: skip
         self.process = subprocess.Popen(command, env=env)
-        deadline = time.monotonic() + 60
-        while not self._answers():
+        deadline = time.monotonic() + 600  # importing Treu takes minutes on a busy machine
+        seen: set[int] = set()
+        while len(seen) < workers:  # every worker process answers, each on a new connection
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"the server {app} did not start")
-            time.sleep(0.1)
+            pid = self._pid()
+            if pid is None:
+                time.sleep(0.1)
+            else:
+                seen.add(pid)
 
-    def _answers(self) -> bool:
+    def _pid(self) -> int | None:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                return True
+            connection.request("GET", "/bench-pid")
+            response = connection.getresponse()
+            return int(json.loads(response.read())["pid"]) if response.status == 200 else None
         except OSError:
-            return False
+            return None
+        finally:
+            connection.close()
 
     def stop(self) -> None:
         self.process.terminate()
@@ -266,7 +299,7 @@ def bench_pos(
         rows = []
         created = 0
         for n in workers:
-            server = Server("treu.api.app:create_app", n, url)
+            server = Server("api:treu_app", n, url)
             try:
                 requests = Requests(PURCHASES, token, sizes.members, f"w{n}", args.idempotency_key)
                 load = drive(server.port, requests, args.clients, sizes)
@@ -371,9 +404,26 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"RESULT api pos_rps={headline.load.rps:.0f} bare_rps={bare.load.rps:.0f}"
         f" ratio={headline.load.rps / bare.load.rps:.2f}"
-        f" p99_ms={headline.load.quantile_ms(0.99):.1f}"
+        f" p99_ms={headline.load.quantile_ms(0.99):.1f} {per_configuration(rows)}"
     )
     return 0 if errors == 0 else 1
+
+
+def per_configuration(rows: list[Row]) -> str:
+    """``bare1_rps=… sqlite1_rps=… sqlite1_ratio=… sqlite1_p99_ms=… pg2_…``: every run, the
+    ratio against the floor with the same number of workers."""
+    floors = {r.workers: r.load.rps for r in rows if r.target == "bare"}
+    keys = [f"bare{n}_rps={rps:.0f}" for n, rps in floors.items()]
+    for r in rows:
+        if r.target == "pos":
+            name = f"{r.backend}{r.workers}"
+            ratio = r.load.rps / floors[r.workers] if floors.get(r.workers) else 0.0
+            keys += [
+                f"{name}_rps={r.load.rps:.0f}",
+                f"{name}_ratio={ratio:.2f}",
+                f"{name}_p99_ms={r.load.quantile_ms(0.99):.1f}",
+            ]
+    return " ".join(keys)
 
 
 if __name__ == "__main__":

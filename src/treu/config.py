@@ -12,7 +12,14 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///treu.db"
     # SQLite waits this long for the write lock before giving up (milliseconds).
     sqlite_busy_timeout_ms: int = 30_000
-    pool_size: int = 10
+    # PostgreSQL connections per process: pool_size kept open, up to pool_max_overflow more
+    # opened for a burst (and closed after it); a request that finds all of them busy waits up to
+    # pool_timeout seconds for one. Every process (each `treu serve` worker, each `treu worker`)
+    # has a pool of its own: the sum must stay below the server's max_connections
+    # (docs/deployment.md, "Connections"). SQLite: connections are cheap and one writes at a time.
+    pool_size: int = Field(default=8, ge=1)
+    pool_max_overflow: int = Field(default=4, ge=0)
+    pool_timeout: float = Field(default=30.0, gt=0)
     # Rate limits of the sensitive API flows (see treu.api.ratelimit), per API key and per
     # client address, in the `limits` notation; the storage is per process unless shared.
     rate_limit_per_key: str = "120/minute"

@@ -113,7 +113,7 @@ def _inprocess_worker(
         wanted = owned and runtime.engine.dialect.name == "sqlite"
     if not wanted:
         return None
-    worker = BackgroundWorker(runtime.uow)
+    worker = BackgroundWorker(runtime.queued_uow)  # in turn with the requests (SQLite)
     worker.start()
     return worker
 

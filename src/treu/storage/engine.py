@@ -28,7 +28,8 @@ def make_engine(url: str | None = None, settings: Settings | None = None) -> Eng
     return create_engine(
         url,
         pool_size=settings.pool_size,
-        max_overflow=settings.pool_size,
+        max_overflow=settings.pool_max_overflow,
+        pool_timeout=settings.pool_timeout,
         pool_pre_ping=True,
     )
 
