@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import minimize
 from scipy.special import expit, gammaln, hyp2f1
 
 Array = NDArray[np.float64]
@@ -129,6 +128,8 @@ class GammaGamma:
 
 
 def _fit(nll: Any, start: Array) -> Array:
+    from scipy.optimize import minimize  # seconds to import: only when a model is fitted
+
     with np.errstate(all="ignore"):
         found = minimize(nll, start, method="L-BFGS-B", bounds=[(-12.0, 12.0)] * len(start))
     if not np.all(np.isfinite(found.x)):

@@ -21,7 +21,6 @@ from datetime import timedelta
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 
 @dataclass(frozen=True)
@@ -35,6 +34,8 @@ class Interval:
 
 
 def _z(confidence: float) -> float:
+    from scipy import stats  # scipy.stats takes seconds to import: only when asked
+
     return float(stats.norm.ppf(0.5 + confidence / 2))
 
 
@@ -69,6 +70,8 @@ def welch(treated: np.ndarray, control: np.ndarray, confidence: float = 0.95) ->
     if se == 0:
         return Interval(d, d, d)
     df = (v1 + v2) ** 2 / (v1**2 / (n1 - 1) + v2**2 / (n2 - 1))
+    from scipy import stats
+
     t = float(stats.t.ppf(0.5 + confidence / 2, df))
     return Interval(d, d - t * se, d + t * se)
 
