@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
+from functools import cache
 
 from babel.numbers import get_currency_precision
 
@@ -13,6 +14,7 @@ from treu.errors import ErrorCode, InvalidInput
 MAX_MINOR = 10_000_000 * 10**4
 
 
+@cache
 def exponent(currency: str) -> int:
     return int(get_currency_precision(currency))
 
@@ -33,7 +35,15 @@ def to_minor(amount: Decimal | str | int, currency: str, *, field: str = "amount
     # as 1.00) and overflows on huge exponents; the bounds keep the Fraction small.
     if value and value.adjusted() > 20:
         raise InvalidInput(ErrorCode.INVALID_AMOUNT, f"{field}: {amount} is implausibly large")
-    too_fine = int(value.as_tuple().exponent) < -30
+    sign, digits, power = value.as_tuple()
+    places = exponent(currency)
+    if int(power) + places >= 0:  # no finer than the minor unit (the usual case): integers only
+        minor = int("".join(map(str, digits))) * int(10 ** (int(power) + places))
+        minor = -minor if sign else minor
+        if abs(minor) > MAX_MINOR:
+            raise InvalidInput(ErrorCode.INVALID_AMOUNT, f"{field}: {amount} is implausibly large")
+        return minor
+    too_fine = int(power) < -30
     scaled = Fraction(0) if too_fine else Fraction(value) * 10 ** exponent(currency)
     if too_fine or scaled.denominator != 1:
         raise InvalidInput(

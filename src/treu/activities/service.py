@@ -9,7 +9,7 @@ against the unique (programme, type, external id) for activities without a membe
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -29,7 +29,8 @@ from treu.activities.tables import activities, awards
 from treu.errors import ErrorCode, InvalidInput, NotFound, Rejected
 from treu.ids import new_id
 from treu.ledger import postings
-from treu.ledger.model import activates_at, expires_at
+from treu.ledger.model import MemberAccount, Unit, activates_at, expires_at
+from treu.ledger.tables import accounts
 from treu.mechanics import service as mechanics
 from treu.mechanics.model import ActivityDone, Effect, Standing
 from treu.members.model import MemberStatus
@@ -146,18 +147,25 @@ def record_purchases(
                     uow, programme_id=programme_id, reference=reference
                 )
     lock_members(uow, *member_ids.values())
+    # Read under the locks, once for the batch; a recorded purchase ends a member's "first
+    # purchase" (touch_member sets first_purchase_at), nothing here changes status or attributes.
+    facts = _members_facts(uow, member_ids.values())
     results: list[ActivityResult] = []
     for index, ((reference, purchase), at) in enumerate(zip(items, occurred, strict=True)):
         with _naming_item(index, purchase):
             programme = load_programme(uow, programme_id, at=at)
             member_id = None if reference is None else member_ids[reference]
-            result = _record_purchase(uow, programme, purchase, member_id, at)
+            known = None if member_id is None else facts[member_id]
+            result = _record_purchase(uow, programme, purchase, member_id, at, known)
             if result is None:
                 # A concurrent request committed this purchase after the replay check; nothing
                 # of it was written here, and a new statement sees the committed row.
                 result = _replay(uow, programme_id, "purchase", purchase.external_id) or _gone(
                     purchase.external_id
                 )
+            if member_id is not None and not result.replayed:
+                status, _, attributes = facts[member_id]
+                facts[member_id] = (status, False, attributes)
         results.append(result)
     uow.commit()
     return results
@@ -578,6 +586,43 @@ _FIRST_PURCHASE_AT = select(members.c.first_purchase_at).where(
 _FACTS = select(members.c.status, members.c.first_purchase_at, members.c.attributes).where(
     members.c.id == bindparam("member_id")
 )
+
+
+_DEBT_OF_MEMBER = (
+    select(accounts.c.balance)
+    .where(
+        accounts.c.tenant_id == members.c.tenant_id,
+        accounts.c.programme_id == members.c.programme_id,
+        accounts.c.member_id == members.c.id,
+        accounts.c.kind == MemberAccount.DEBT.value,
+        accounts.c.unit == Unit.POINTS.value,
+    )
+    .scalar_subquery()
+)
+_FACTS_OF_MANY = select(
+    members.c.id,
+    members.c.status,
+    members.c.first_purchase_at,
+    members.c.attributes,
+    _DEBT_OF_MEMBER.label("debt"),
+).where(members.c.id.in_(bindparam("member_ids", expanding=True)))
+
+
+def _members_facts(
+    uow: UnitOfWork, member_ids: Iterable[str]
+) -> dict[str, tuple[str, bool, dict[str, Any]]]:
+    """:func:`_member_facts` of many members already locked, a few hundred per statement. Their
+    debt balances come along (read after the locks were taken, so current): earning settles
+    debt first, and need not read each one again."""
+    ids = sorted(set(member_ids))
+    out: dict[str, tuple[str, bool, dict[str, Any]]] = {}
+    for start in range(0, len(ids), 500):
+        chunk = {"member_ids": ids[start : start + 500]}
+        for row in uow.conn.execute(_FACTS_OF_MANY, chunk):
+            out[row.id] = (row.status, row.first_purchase_at is None, row.attributes)
+            if row.debt is not None:
+                postings.remember_balance(uow, row.id, MemberAccount.DEBT, int(row.debt))
+    return out
 
 
 def _first_purchase_pending(uow: UnitOfWork, member_id: str) -> bool:

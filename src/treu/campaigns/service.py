@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from treu.campaigns.model import (
     Gift,
@@ -311,13 +311,13 @@ def _count_visit(uow: UnitOfWork, done: ActivityDone, per: str, period: str) -> 
     ).first()
     if inserted is None:
         return 0
-    return int(
-        uow.conn.execute(
-            select(func.count()).where(
-                campaign_visits.c.member_id == done.member_id, campaign_visits.c.per == per
-            )
-        ).scalar_one()
-    )
+    return int(uow.conn.execute(_VISITS, {"member_id": done.member_id, "per": per}).scalar_one())
+
+
+_VISITS = select(func.count()).where(
+    campaign_visits.c.member_id == bindparam("member_id"),
+    campaign_visits.c.per == bindparam("per"),
+)
 
 
 def _ordinal(n: int) -> str:

@@ -128,6 +128,7 @@ def _move(uow: UnitOfWork, account_id: str, delta: int, unit: Unit = Unit.POINTS
     """Guarded balance change of a member account; system accounts keep no cached balance."""
     if account_id.endswith(_SYSTEM_SUFFIXES):
         return
+    uow.cache.pop((_KNOWN_BALANCE, account_id), None)
     statement = _MOVE[account_id.endswith(_DEBT_SUFFIX)]
     result = uow.conn.execute(statement, {"account_id": account_id, "delta": delta})
     if result.rowcount != 1:
@@ -136,7 +137,23 @@ def _move(uow: UnitOfWork, account_id: str, delta: int, unit: Unit = Unit.POINTS
 
 def balance(uow: UnitOfWork, member_id: str, kind: MemberAccount, unit: Unit = Unit.POINTS) -> int:
     account_id = member_acc(member_id, kind, unit)
+    known = uow.cache.get((_KNOWN_BALANCE, account_id))
+    if known is not None:
+        return int(known)
     return int(uow.conn.execute(_BALANCE, {"account_id": account_id}).scalar_one())
+
+
+_KNOWN_BALANCE = "ledger.known_balance"
+
+
+def remember_balance(
+    uow: UnitOfWork, member_id: str, kind: MemberAccount, value: int, unit: Unit = Unit.POINTS
+) -> None:
+    """A member account's balance the caller read under the member's lock, in a statement that
+    ran after the lock was taken: :func:`balance` returns it without reading it again in this
+    transaction. Every change of the account (:func:`post`) forgets it, and so does the end of
+    the transaction."""
+    uow.cache[(_KNOWN_BALANCE, member_acc(member_id, kind, unit))] = value
 
 
 # --- earning -----------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Date, bindparam, func, insert, select, update
 
 from treu.errors import Rejected
 from treu.ids import new_id
@@ -32,6 +32,7 @@ from treu.rewards.tables import vouchers
 from treu.stamps.model import StampCardDef, almost_complete, fill, stamps_for
 from treu.stamps.tables import stamp_awards, stamp_cards
 from treu.storage.locks import lock_members
+from treu.storage.types import UTCDateTime
 from treu.storage.uow import Event, UnitOfWork
 
 MECHANIC = "stamps"
@@ -539,16 +540,49 @@ def _card_data(
 def _stamped_on(uow: UnitOfWork, member_id: str, card_key: str, day: date) -> int:
     """Stamps this card type gave the member's purchases on ``day`` (a return does not give the
     day's stamp back: the cap counts visits, not what stayed)."""
-    return int(
-        uow.conn.execute(
-            select(func.coalesce(func.sum(stamp_awards.c.stamps), 0)).where(
-                stamp_awards.c.member_id == member_id,
-                stamp_awards.c.card_key == card_key,
-                stamp_awards.c.local_day == day,
-                stamp_awards.c.stamps > 0,
-            )
-        ).scalar_one()
+    params = {"member_id": member_id, "card_key": card_key, "day": day}
+    return int(uow.conn.execute(_STAMPED_ON, params).scalar_one())
+
+
+# The purchase path runs these for every purchase: built once, so SQLAlchemy neither builds
+# nor computes a cache key for a new statement each time.
+_STAMPED_ON = select(func.coalesce(func.sum(stamp_awards.c.stamps), 0)).where(
+    stamp_awards.c.member_id == bindparam("member_id"),
+    stamp_awards.c.card_key == bindparam("card_key"),
+    stamp_awards.c.local_day == bindparam("day", type_=Date()),
+    stamp_awards.c.stamps > 0,
+)
+_CARDS_OF = select(stamp_cards.c.number, stamp_cards.c.stamps, stamp_cards.c.status).where(
+    stamp_cards.c.member_id == bindparam("member_id"),
+    stamp_cards.c.card_key == bindparam("card_key"),
+)
+_OPEN_CARD = select(stamp_cards).where(
+    stamp_cards.c.member_id == bindparam("member_id"),
+    stamp_cards.c.card_key == bindparam("card_key"),
+    stamp_cards.c.status == "open",
+)
+_LAST_NUMBER = select(func.max(stamp_cards.c.number)).where(
+    stamp_cards.c.member_id == bindparam("member_id"),
+    stamp_cards.c.card_key == bindparam("card_key"),
+)
+# The new card comes back from the insert itself (SQLite 3.35+ and PostgreSQL both return it).
+_INSERT_CARD = insert(stamp_cards).returning(*stamp_cards.c)
+_INSERT_AWARD = insert(stamp_awards)
+_CARD = select(stamp_cards).where(stamp_cards.c.id == bindparam("card_id"))
+_SET_STAMPS = {
+    # a card left empty (every stamp taken by a full card) has no first stamp yet
+    filled: update(stamp_cards)
+    .where(stamp_cards.c.id == bindparam("card_id"))
+    .values(
+        stamps=bindparam("stamps"),
+        first_stamp_at=(
+            func.coalesce(stamp_cards.c.first_stamp_at, bindparam("at", type_=UTCDateTime()))
+            if filled
+            else None
+        ),
     )
+    for filled in (False, True)
+}
 
 
 def _given_for(
@@ -586,44 +620,35 @@ def _record_award(
     forgiven: int = 0,
 ) -> None:
     uow.conn.execute(
-        insert(stamp_awards).values(
-            id=new_id("stamp_award"),
-            tenant_id=done.programme.tenant_id,
-            programme_id=done.programme.id,
-            member_id=done.member_id,
-            activity_id=done.activity_id,
-            purchase_id=purchase_id,
-            card_key=card.key,
-            local_day=day,
-            stamps=stamps,
-            forgiven=forgiven,
-            explanation=explanation,
-            units={str(i): list(v) for i, v in (units or {}).items()},
-            created_at=uow.now(),
-        )
+        _INSERT_AWARD,
+        {
+            "id": new_id("stamp_award"),
+            "tenant_id": done.programme.tenant_id,
+            "programme_id": done.programme.id,
+            "member_id": done.member_id,
+            "activity_id": done.activity_id,
+            "purchase_id": purchase_id,
+            "card_key": card.key,
+            "local_day": day,
+            "stamps": stamps,
+            "forgiven": forgiven,
+            "explanation": explanation,
+            "units": {str(i): list(v) for i, v in (units or {}).items()},
+            "created_at": uow.now(),
+        },
     )
 
 
 def _peek(uow: UnitOfWork, member_id: str, card_key: str) -> tuple[int, int]:
     """(number, stamps) of the member's current card of this type, without starting one."""
-    rows = uow.conn.execute(
-        select(stamp_cards.c.number, stamp_cards.c.stamps, stamp_cards.c.status).where(
-            stamp_cards.c.member_id == member_id, stamp_cards.c.card_key == card_key
-        )
-    ).all()
+    rows = uow.conn.execute(_CARDS_OF, {"member_id": member_id, "card_key": card_key}).all()
     current = next(((n, s) for n, s, status in rows if status == "open"), None)
     return current or (max((n for n, _, _ in rows), default=0) + 1, 0)
 
 
 def _open_card(uow: UnitOfWork, programme: Programme, member_id: str, card: StampCardDef) -> Any:
     """The member's current card of this type, started now if they have none open."""
-    row = uow.conn.execute(
-        select(stamp_cards).where(
-            stamp_cards.c.member_id == member_id,
-            stamp_cards.c.card_key == card.key,
-            stamp_cards.c.status == "open",
-        )
-    ).first()
+    row = uow.conn.execute(_OPEN_CARD, {"member_id": member_id, "card_key": card.key}).first()
     if row is not None:
         return row
     return _new_card(uow, programme, member_id, card)
@@ -632,45 +657,33 @@ def _open_card(uow: UnitOfWork, programme: Programme, member_id: str, card: Stam
 def _new_card(uow: UnitOfWork, programme: Programme, member_id: str, card: StampCardDef) -> Any:
     """The member's next card of this type (numbered after every earlier one, including a
     card a return cancelled)."""
-    last = uow.conn.execute(
-        select(func.max(stamp_cards.c.number)).where(
-            stamp_cards.c.member_id == member_id, stamp_cards.c.card_key == card.key
-        )
-    ).scalar()
-    number = (last or 0) + 1
-    card_id = new_id("stamp_card")
-    uow.conn.execute(
-        insert(stamp_cards).values(
-            id=card_id,
-            tenant_id=programme.tenant_id,
-            programme_id=programme.id,
-            member_id=member_id,
-            card_key=card.key,
-            number=number,
-            stamps_needed=card.stamps_needed,
-            stamps=0,
-            status="open",
-            created_at=uow.now(),
-        )
-    )
-    return _card(uow, card_id)
+    last = uow.conn.execute(_LAST_NUMBER, {"member_id": member_id, "card_key": card.key}).scalar()
+    return uow.conn.execute(
+        _INSERT_CARD,
+        {
+            "id": new_id("stamp_card"),
+            "tenant_id": programme.tenant_id,
+            "programme_id": programme.id,
+            "member_id": member_id,
+            "card_key": card.key,
+            "number": (last or 0) + 1,
+            "stamps_needed": card.stamps_needed,
+            "stamps": 0,
+            "status": "open",
+            "created_at": uow.now(),
+        },
+    ).one()
 
 
 def _card(uow: UnitOfWork, card_id: str) -> Any:
-    return uow.conn.execute(select(stamp_cards).where(stamp_cards.c.id == card_id)).one()
+    return uow.conn.execute(_CARD, {"card_id": card_id}).one()
 
 
 def _set_stamps(uow: UnitOfWork, card_id: str, stamps: int, at: datetime) -> None:
     # The member is locked and the ledger moved by the same amounts in this transaction: the
     # count is the ledger's, written once (the CHECK keeps it within 0..stamps_needed).
-    uow.conn.execute(
-        update(stamp_cards)
-        .where(stamp_cards.c.id == card_id)
-        .values(
-            stamps=stamps,
-            first_stamp_at=func.coalesce(stamp_cards.c.first_stamp_at, at) if stamps else None,
-        )
-    )
+    params = {"card_id": card_id, "stamps": stamps, "at": at}
+    uow.conn.execute(_SET_STAMPS[stamps > 0], params)
 
 
 def _close(uow: UnitOfWork, card_id: str, status: str) -> None:

@@ -14,10 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, Insert, insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
@@ -102,12 +103,10 @@ class UnitOfWork:
 
     def flush_events(self) -> None:
         """Write the events published so far to the outbox, inside the open transaction."""
-        from treu.outbox.tables import outbox  # late: storage must not depend on domain tables
-
         if self._events:
             now = self.now()
             self.conn.execute(
-                insert(outbox),
+                _insert_outbox(),
                 [
                     {
                         "id": e.id,
@@ -153,6 +152,15 @@ class UnitOfWork:
 
 
 UowFactory = Callable[[], UnitOfWork]
+
+
+@cache
+def _insert_outbox() -> Insert:
+    """Built once (every committing unit of work runs it; a new statement each time would cost
+    SQLAlchemy a cache key), on first use: storage must not depend on domain tables at import."""
+    from treu.outbox.tables import outbox
+
+    return insert(outbox)
 
 
 def is_unique_violation(exc: DBAPIError) -> bool:
