@@ -282,7 +282,7 @@ async def consume(
         while True:
             try:
                 messages = await subscription.fetch(options.batch, timeout=1.0)
-            except FetchTimeout:
+            except (FetchTimeout, TimeoutError):  # nats' own, or asyncio's from a slow reply
                 messages = []
             if not messages:
                 if (
@@ -296,4 +296,8 @@ async def consume(
             if on_batch is not None:
                 on_batch(stats)
     finally:
-        await nc.drain()
+        try:
+            await nc.drain()
+        except (NatsError, TimeoutError) as exc:  # a busy server: acked work is recorded anyway
+            log.warning("ingest: NATS drain: %s; closing", exc)
+            await nc.close()
