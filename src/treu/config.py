@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     # Where the API keeps uploaded import files while their job runs (deleted when it is
     # done); empty: "treu-imports" in the system's temporary directory.
     import_dir: str = ""
+    # The columnar analytics store (docs/analytics.md): the nightly run writes each programme's
+    # facts as Parquet under this directory after its other steps, and KPIs, cohorts and scores
+    # count from it while it is as fresh as the last nightly run. Empty: no store, KPIs read
+    # the database.
+    analytics_dir: str = ""
     # Messaging (docs/messaging.md). Where Treu is reached from the outside: the links in
     # messages (unsubscribe, confirm a double opt-in) point here.
     public_url: str = "http://127.0.0.1:8000"

@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
 from api_support import Tenant, document
+from sqlalchemy import Engine
+
+from treu.analytics.service import write_store
+from treu.programmes.service import find_programme_id
+from treu.storage.uow import UnitOfWork
 
 
 def buy(shop: Tenant, member: str | None, total: str, when: str, n: list[int]) -> None:
@@ -172,3 +178,32 @@ def test_what_if_double_points(cafe: tuple[Tenant, dict[str, Any]]) -> None:
     assert (result["activities"], result["changed"]) == (3, 3)
     bad = shop.post("/v1/analytics/simulate", {**body, "document": {"key": "x"}}, who="read")
     assert (bad.status_code, bad.json()["code"]) == (422, "invalid_programme")
+
+
+def test_the_answers_name_their_source_the_columnar_store_or_the_database(
+    cafe: tuple[Tenant, dict[str, Any]],
+    engine: Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shop, _ = cafe
+    monkeypatch.setenv("TREU_ANALYTICS_DIR", str(tmp_path))
+    # no store written yet: the database, and source=store cannot be had
+    assert (kpis(shop).json()["source"], kpis(shop).json()["as_of"]) == ("database", None)
+    assert kpis(shop, source="store").status_code == 404
+    # once the store is written (the nightly run does it), the answers come from it
+    with UnitOfWork(engine) as uow:
+        pid = find_programme_id(uow, tenant_id=shop.id, key=shop.programme)
+        info = write_store(uow, programme_id=pid)
+    body = kpis(shop).json()
+    assert body["source"] == "store"
+    assert datetime.fromisoformat(body["as_of"]) == info.as_of
+    database = kpis(shop, source="database").json()
+    assert database["source"] == "database"
+    assert body["kpis"] == database["kpis"]
+    query = {"programme": shop.programme, "from": "2025-01-01", "to": "2025-03-01"}
+    cohorts = shop.get("/v1/analytics/cohorts", who="read", params=query).json()
+    assert cohorts["source"] == "store"
+    rfm = shop.get("/v1/analytics/rfm", who="read", params={"programme": shop.programme}).json()
+    assert rfm["source"] == "store"
+    assert rfm["segments"] == {"lost": 1}  # Mia, last seen in February 2025

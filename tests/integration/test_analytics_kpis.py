@@ -107,6 +107,11 @@ class History:
 
 @pytest.fixture
 def history(new_uow: NewUow, clock: FixedClock, tenant: Tenant) -> History:
+    return build_history(new_uow, clock, tenant)
+
+
+def build_history(new_uow: NewUow, clock: FixedClock, tenant: Tenant) -> History:
+    """The history of the module's docstring (test_analytics_store.py reads it too)."""
     h = History(new_uow, clock, tenant)
     anna = h.enrol("anna", at(2026, 1, 5, 9))
     h.buy(anna, "20.00", "laden", at(2026, 1, 5, 10))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -286,6 +287,39 @@ def test_the_counts_agree_exactly_with_an_independent_count_on_a_generated_histo
         currency="EUR",
         point_value=Decimal("0.01"),
     )
+    by_polars = with_polars(frame(activities, kpis.ACTIVITIES))
     for k, month in zip(sets, [(2026, 1), (2026, 2), (2026, 3)], strict=True):
         expected = independent(activities, month)
         assert {name: getattr(k, name) for name in expected} == expected
+        # and a third count, in Polars by the local calendar month
+        assert by_polars[f"{month[0]}-{month[1]:02d}"] == expected
+
+
+def with_polars(acts: pl.DataFrame) -> dict[str, dict[str, int]]:
+    """The same counts per local month with Polars' own time-zone conversion and group-bys
+    (not the period boundaries and binary search of treu.analytics.kpis)."""
+    local = acts.with_columns(
+        month=pl.col("occurred_at").dt.convert_time_zone("Europe/Berlin").dt.strftime("%Y-%m")
+    )
+    bought = local.filter(pl.col("type") == "purchase")
+    visits = bought.filter(pl.col("member_id").is_not_null()).group_by("month", "member_id").len()
+    out: dict[str, dict[str, int]] = {}
+    months = sorted(local["month"].unique())
+    for previous, month in itertools.pairwise(months):  # every month has activities
+        these = bought.filter(pl.col("month") == month)
+        mine = these.filter(pl.col("member_id").is_not_null())
+        active = visits.filter(pl.col("month") == month)
+        before = set(visits.filter(pl.col("month") == previous)["member_id"])
+        returns = local.filter(pl.col("type") == "return", pl.col("month") == month)
+        out[month] = {
+            "purchases": these.height,
+            "member_purchases": mine.height,
+            "revenue_minor": int(these["paid_minor"].sum()),
+            "member_revenue_minor": int(mine["paid_minor"].sum()),
+            "returns_minor": int(returns["paid_minor"].sum()),
+            "active_members": active.height,
+            "repeat_members": active.filter(pl.col("len") >= 2).height,
+            "previous_active": len(before),
+            "retained_members": len(before & set(active["member_id"])),
+        }
+    return out

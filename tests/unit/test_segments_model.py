@@ -3,6 +3,7 @@ examples, the built-ins, windows and patterns in programme time (a Berlin DST sw
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -293,6 +294,43 @@ def test_attributes_equal_or_in_with_types_kept_apart() -> None:
 def test_consent_per_channel() -> None:
     assert ok(seg({"consent": "email"}), facts(consents=frozenset({"email"})))
     assert not ok(seg({"consent": "sms"}), facts(consents=frozenset({"email"})))
+
+
+def test_rfm_segment_churn_risk_and_p_alive_read_the_members_scores() -> None:
+    at_risk = seg({"rfm_segment": ["at_risk", "cant_lose_them"]})
+    assert ok(at_risk, facts(rfm_segment="at_risk"))
+    assert ok(at_risk, facts(rfm_segment="cant_lose_them"))
+    assert not ok(at_risk, facts(rfm_segment="champions"))
+    assert not ok(at_risk, facts())  # never bought: no RFM segment
+    slipping = seg({"churn_risk": {"min": 0.6}})
+    # both bounds included
+    assert ok(slipping, facts(churn_risk=0.6, p_alive=0.4))
+    assert not ok(slipping, facts(churn_risk=0.59, p_alive=0.41))
+    assert not ok(slipping, facts())  # the models were not fitted: no score, no match
+    alive = seg({"p_alive": {"min": 0.2, "max": 0.5}})
+    assert [ok(alive, facts(p_alive=p)) for p in (0.19, 0.2, 0.5, 0.51)] == [
+        False,
+        True,
+        True,
+        False,
+    ]
+    # the scores are read from the facts: no window of purchases to load
+    need = needs([at_risk, slipping, alive], today=TODAY, tz=BERLIN)
+    assert (need.windowed, need.kinds) == (False, {"rfm_segment", "churn_risk", "p_alive"})
+
+
+@pytest.mark.parametrize(
+    ("condition", "message"),
+    [
+        ({"rfm_segment": ["at risk"]}, "unknown RFM segment 'at risk'"),
+        ({"rfm_segment": []}, "at least 1 item"),
+        ({"churn_risk": {"min": 0.8, "max": 0.5}}, "max (0.5) is below min (0.8)"),
+        ({"p_alive": {"max": 1.5}}, "less than or equal to 1"),
+    ],
+)
+def test_score_conditions_refuse_what_cannot_match(condition: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        seg(condition)
 
 
 def test_static_segments_hold_only_uploaded_members_and_may_add_conditions() -> None:

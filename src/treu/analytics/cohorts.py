@@ -9,7 +9,7 @@ first-purchase cohorts that is 100 % by definition).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from fractions import Fraction
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -50,6 +50,8 @@ class Cohort:
 class Cohorts:
     basis: Basis
     cohorts: list[Cohort]
+    source: str = "database"  # or "store": the columnar store, as of ``as_of``
+    as_of: datetime | None = None
 
     def series(self) -> list[dict[str, Any]]:
         """Chart-ready points: one per cohort and month offset (a heat map or one line per

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -21,13 +21,16 @@ from sqlalchemy import Select, case, func, literal, select
 
 from treu.activities.tables import activities, awards
 from treu.analytics import clv, cohorts, kpis, rfm, uplift, whatif
+from treu.analytics import store as columnar
 from treu.analytics.cohorts import Basis, Cohorts
 from treu.analytics.kpis import Facts
 from treu.analytics.model import KpiSet
 from treu.analytics.periods import PeriodUnit, Window, windows
 from treu.automations.tables import automation_runs
+from treu.config import get_settings
 from treu.donations.tables import donations
 from treu.errors import ErrorCode, InvalidInput, NotFound
+from treu.jobs.tables import job_runs
 from treu.ledger.model import start_of_day
 from treu.ledger.tables import lot_allocations, lots, transfers
 from treu.mechanics.model import Standing
@@ -49,10 +52,20 @@ from treu.tiers.tables import member_tiers
 Split = Literal["store", "tier", "segment"]
 
 
+FETCH = 100_000  # rows per chunk when reading facts: bounded memory at millions of rows
+
+
 def frame(uow: UnitOfWork, query: Select[Any], schema: kpis.Schema) -> pl.DataFrame:
-    """The rows of ``query`` as a frame of ``schema`` (columns in the query's order)."""
-    rows = uow.conn.execute(query).all()
-    return pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
+    """The rows of ``query`` as a frame of ``schema`` (columns in the query's order), fetched
+    in chunks so that millions of rows never sit in memory as Python tuples at once."""
+    # per statement: options set on the connection would stay on it (a server-side cursor
+    # for every later statement of the unit of work, and no executemany on PostgreSQL)
+    result = uow.conn.execute(query, execution_options={"yield_per": FETCH})
+    parts = [
+        pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
+        for rows in result.partitions()
+    ]
+    return pl.concat(parts) if parts else pl.DataFrame(schema=schema)
 
 
 # --- facts -------------------------------------------------------------------------------
@@ -153,6 +166,10 @@ class KpiReport:
     end: date
     programme_sets: list[KpiSet]
     splits: dict[str, list[KpiSet]] = field(default_factory=dict)  # scope -> sets
+    # Where the facts came from: "database", "store" (the columnar store, as of ``as_of``) or
+    # "given" (a caller passed them).
+    source: str = "database"
+    as_of: datetime | None = None
 
     def all_sets(self) -> list[KpiSet]:
         return [*self.programme_sets, *(s for sets in self.splits.values() for s in sets)]
@@ -168,15 +185,25 @@ def programme_kpis(
     split: Split | None = None,
     store: str | None = None,
     facts: Facts | None = None,
+    source: Source = "auto",
 ) -> KpiReport:
     """The KPIs of every ``unit`` period covering the days ``[first, end)``, for the programme
-    and, with ``split``, per store, tier or segment (``store``: that store only)."""
+    and, with ``split``, per store, tier or segment (``store``: that store only).
+
+    ``source``: "auto" counts from the columnar store when it is configured and as fresh as
+    the last nightly run, else from the database; "database" or "store" insist (no fresh
+    store: ``not_found``). ``facts`` given: counted as they are. The report names its source."""
     programme = load_programme(uow, programme_id)
     periods = _windows(unit, first, end)
     tz = programme.tz
     since, until = periods[0].previous().instants(tz)[0], periods[-1].instants(tz)[1]
+    used, as_of = "given", None
     if facts is None:
-        facts = read_facts(uow, programme, since=since, until=until)
+        info, used = _facts_source(uow, programme_id, source)
+        if info is None:
+            facts = read_facts(uow, programme, since=since, until=until)
+        else:
+            facts, as_of = _store_facts(info, since, until), info.as_of
     doc = programme.document
 
     def sets(scoped: Facts, scope: str) -> list[KpiSet]:
@@ -211,6 +238,8 @@ def programme_kpis(
         periods[-1].end,
         sets(facts, "programme"),
         {scope: sets(scoped, scope) for scope, scoped in groups.items()},
+        used,
+        as_of,
     )
 
 
@@ -288,24 +317,54 @@ def cohort_report(
     first: date,
     end: date,
     basis: Basis = "enrolment",
+    source: Source = "auto",
 ) -> Cohorts:
     """Monthly cohorts from the month of ``first`` to the month before ``end``: how many of
-    each stayed buying, month by month, until ``end``."""
+    each stayed buying, month by month, until ``end`` (``source``: as for
+    :func:`programme_kpis`)."""
     programme = load_programme(uow, programme_id)
     months = _windows(PeriodUnit.MONTH, first, end)
     tz = programme.tz
     since, until = months[0].instants(tz)[0], months[-1].instants(tz)[1]
-    people = frame(
-        uow,
-        select(members.c.id, members.c.enrolled_at, members.c.first_purchase_at).where(
-            members.c.programme_id == programme_id, members.c.status != "merged"
-        ),
-        {"id": pl.String, "enrolled_at": kpis.UTC_TIME, "first_purchase_at": kpis.UTC_TIME},
-    )
-    bought = read_member_purchases(uow, programme_id, since=since, until=until)
-    return cohorts.retention(
+    schema = {"id": pl.String, "enrolled_at": kpis.UTC_TIME, "first_purchase_at": kpis.UTC_TIME}
+    info, used = _facts_source(uow, programme_id, source)
+    if info is None:
+        people = frame(
+            uow,
+            select(members.c.id, members.c.enrolled_at, members.c.first_purchase_at).where(
+                members.c.programme_id == programme_id, members.c.status != "merged"
+            ),
+            schema,
+        )
+    else:
+        people = info.read("members").select(list(schema))
+    bought = _member_purchases(uow, programme_id, info, since=since, until=until)
+    table = cohorts.retention(
         people, bought, tz, first=months[0].first, end=months[-1].end, basis=basis
     )
+    return replace(table, source=used, as_of=None if info is None else info.as_of)
+
+
+def _member_purchases(
+    uow: UnitOfWork,
+    programme_id: str,
+    info: columnar.StoreInfo | None,
+    *,
+    since: datetime | None,
+    until: datetime,
+) -> pl.DataFrame:
+    """Members' purchases from the database (``info`` None) or the columnar store."""
+    if info is None:
+        return read_member_purchases(uow, programme_id, since=since, until=until)
+    at = pl.col("occurred_at")
+    until = until.astimezone(UTC)
+    since = None if since is None else since.astimezone(UTC)
+    acts = info.read("activities").filter(
+        pl.col("type") == "purchase", pl.col("member_id").is_not_null(), at < until
+    )
+    if since is not None:
+        acts = acts.filter(at >= since)
+    return acts.select("member_id", "occurred_at", "paid_minor")
 
 
 # --- customer value and RFM --------------------------------------------------------------
@@ -332,6 +391,8 @@ class MemberScores:
     frame: pl.DataFrame
     bgnbd: clv.BgNbd | None
     gamma_gamma: clv.GammaGamma | None
+    source: str = "database"  # or "store": the columnar store, as of ``as_of``
+    as_of: datetime | None = None
 
 
 def member_scores(
@@ -340,15 +401,19 @@ def member_scores(
     programme_id: str,
     at: datetime | None = None,
     settings: ValueSettings | None = None,
+    source: Source = "auto",
 ) -> MemberScores:
     """Fit BG/NBD and Gamma-Gamma on the programme's purchase history up to ``at`` (default:
     now) and score every member who bought; too little history leaves the model columns empty
-    (RFM needs no model)."""
+    (RFM needs no model). ``source``: as for :func:`programme_kpis` (the store holds the
+    purchases up to its ``as_of``; an ``at`` before that reads the same from either)."""
     programme = load_programme(uow, programme_id)
-    at = at or uow.now()
+    at = (at or uow.now()).astimezone(UTC)
     settings = settings or ValueSettings()
-    bought = read_member_purchases(uow, programme_id, since=None, until=at)
-    return score_members(bought, programme.tz, programme.currency, at, settings)
+    info, used = _facts_source(uow, programme_id, source)
+    bought = _member_purchases(uow, programme_id, info, since=None, until=at)
+    scores = score_members(bought, programme.tz, programme.currency, at, settings)
+    return replace(scores, source=used, as_of=None if info is None else info.as_of)
 
 
 def score_members(
@@ -881,33 +946,118 @@ def _count(keys: Iterable[str]) -> dict[str, int]:
 
 # --- the columnar store ------------------------------------------------------------------
 
-_STORE_TABLES = ("activities", "members", "transfers", "money", "referrals")
+Source = Literal["auto", "store", "database"]
 
 
-def write_store(uow: UnitOfWork, *, programme_id: str, directory: Path) -> dict[str, int]:
-    """Copy the programme's facts into Parquet files under ``directory`` (rows per table).
+def write_store(
+    uow: UnitOfWork, *, programme_id: str, directory: Path | None = None
+) -> columnar.StoreInfo:
+    """Copy the programme's facts into a new version of its columnar store and make it the
+    current one atomically (``treu.analytics.store``); ``directory`` defaults to
+    ``TREU_ANALYTICS_DIR``.
 
-    The facts are append-only (activities are write-once, transfers immutable), so the copy
-    is exact as of the moment it is made; KPIs read from it (:func:`read_store`) run at the
-    columnar floor instead of scanning rows in the database. Rebuild it on a schedule (after
-    the nightly run): it is derived data, never a source of truth.
+    A full rewrite, not an append: a guest purchase claimed later gets its member, a merged
+    member leaves the member table — facts of the past change, so a copy of "only the days
+    since the last write" would drift. The copy is exact as of ``as_of`` (when it was read);
+    it is derived data, never a source of truth.
     """
+    directory = directory or store_directory()
+    if directory is None:
+        raise InvalidInput(ErrorCode.VALIDATION_ERROR, "no analytics store directory configured")
     programme = load_programme(uow, programme_id)
+    as_of = uow.now()
     facts = read_facts(uow, programme, since=None, until=datetime(9999, 1, 1, tzinfo=UTC))
-    target = directory / programme_id
-    target.mkdir(parents=True, exist_ok=True)
-    counts = {}
-    for name in _STORE_TABLES:
-        table: pl.DataFrame = getattr(facts, name)
-        table.write_parquet(target / f"{name}.parquet.tmp")
-        (target / f"{name}.parquet.tmp").replace(target / f"{name}.parquet")
-        counts[name] = table.height
-    return counts
+    people = frame(
+        uow,
+        select(members.c.id, members.c.first_purchase_at).where(
+            members.c.programme_id == programme_id, members.c.status != "merged"
+        ),
+        {"id": pl.String, "first_purchase_at": kpis.UTC_TIME},
+    )
+    frames = {
+        name: getattr(facts, name).sort(_STORE_TIMES[name], maintain_order=True)
+        for name in columnar.TABLES
+    }
+    frames["members"] = frames["members"].join(people, on="id", how="left", maintain_order="left")
+    return columnar.write(directory, programme_id, frames, as_of=as_of)
 
 
 def read_store(directory: Path, programme_id: str) -> Facts:
-    """The facts of the columnar store written by :func:`write_store`."""
-    source = directory / programme_id
-    if not (source / "activities.parquet").exists():
+    """The facts of the programme's current columnar store (whatever its age)."""
+    info = columnar.current(directory, programme_id)
+    if info is None:
         raise NotFound(ErrorCode.NOT_FOUND, f"no analytics store for {programme_id} in {directory}")
-    return Facts.of(**{name: pl.read_parquet(source / f"{name}.parquet") for name in _STORE_TABLES})
+    return _store_facts(info)
+
+
+# The instant each table of the store is cut by (what read_facts' queries filter on).
+_STORE_TIMES = {
+    "activities": "occurred_at",
+    "members": "enrolled_at",
+    "transfers": "posted_at",
+    "money": "at",
+    "referrals": "created_at",
+}
+
+
+def _store_facts(
+    info: columnar.StoreInfo, since: datetime | None = None, until: datetime | None = None
+) -> Facts:
+    """The store's facts; with ``until``, what :func:`read_facts` reads for ``[since,
+    until)``: activities of the range, everything else up to ``until`` — filtered while the
+    files are read (the write sorts them by time: whole row groups are skipped)."""
+    if until is None:
+        return Facts.of(**{name: info.read(name) for name in columnar.TABLES})
+    frames = {}
+    for name, column in _STORE_TIMES.items():
+        at = pl.col(column)
+        scan = info.scan(name).filter(at < until.astimezone(UTC))
+        if name == "activities" and since is not None:
+            scan = scan.filter(at >= since.astimezone(UTC))
+        frames[name] = scan.collect()
+    return Facts.of(**frames)
+
+
+def store_directory() -> Path | None:
+    configured = get_settings().analytics_dir
+    return Path(configured) if configured else None
+
+
+def last_nightly_run(uow: UnitOfWork, programme_id: str) -> datetime | None:
+    """When the programme's nightly run last finished a step (other than writing the store)."""
+    found: datetime | None = uow.conn.execute(
+        select(func.max(job_runs.c.finished_at)).where(
+            job_runs.c.programme_id == programme_id, job_runs.c.step != STORE_STEP
+        )
+    ).scalar_one()
+    return found
+
+
+STORE_STEP = "analytics_store"  # the nightly step that writes the store (treu.jobs.nightly)
+
+
+def fresh_store(uow: UnitOfWork, programme_id: str) -> columnar.StoreInfo | None:
+    """The programme's store if one is configured, present and not older than the last
+    nightly run (so it holds everything that run changed); None: read the database."""
+    directory = store_directory()
+    if directory is None:
+        return None
+    info = columnar.current(directory, programme_id)
+    if info is None:
+        return None
+    last = last_nightly_run(uow, programme_id)
+    if last is not None and info.as_of < last:
+        return None
+    return info
+
+
+def _facts_source(
+    uow: UnitOfWork, programme_id: str, source: Source
+) -> tuple[columnar.StoreInfo | None, str]:
+    """The store to read (None: the database) and the name of the source for the answer."""
+    if source == "database":
+        return None, "database"
+    info = fresh_store(uow, programme_id)
+    if info is None and source == "store":
+        raise NotFound(ErrorCode.NOT_FOUND, "no analytics store as fresh as the last nightly run")
+    return info, "database" if info is None else "store"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -19,6 +20,7 @@ from treu.analytics.export import encode, kpi_frame, scores_frame
 from treu.analytics.model import DASHBOARD, KPIS, KpiSet
 from treu.analytics.periods import PeriodUnit, default_range
 from treu.analytics.service import (
+    Source,
     WhatIf,
     cohort_report,
     member_scores,
@@ -44,6 +46,13 @@ def kpi(
     every: Annotated[bool, typer.Option("--all", help="Every KPI, not only the dashboard")] = False,
     fmt: Annotated[str, typer.Option("--format", help="table, csv, json or parquet")] = "table",
     output: Annotated[Path | None, typer.Option(help="Write to this file")] = None,
+    source: Annotated[
+        str,
+        typer.Option(
+            help="auto (the columnar store when as fresh as the last nightly run), database "
+            "or store"
+        ),
+    ] = "auto",
     tenant: TenantOpt = "default",
 ) -> None:
     """The programme's KPIs per period (default: the last 12 months), cohorts or RFM scores."""
@@ -55,6 +64,9 @@ def kpi(
         fail("validation_error: --format parquet needs --output FILE")
     if by not in (None, "store", "tier", "segment"):
         fail(f"validation_error: --by {by!r}: choose store, tier or segment")
+    if source not in ("auto", "database", "store"):
+        fail(f"validation_error: --source {source!r}: choose auto, database or store")
+    chosen: Source = source  # type: ignore[assignment]
 
     def go(ctx: Ctx) -> None:
         _, programme_id = ctx.programme_id(tenant, programme)
@@ -73,20 +85,25 @@ def kpi(
                     end=stop,
                     split=by,  # type: ignore[arg-type]
                     store=store,
+                    source=chosen,
                 )
                 sets = report.all_sets()
                 if fmt == "table":
                     _kpi_tables(report.programme_sets, report.splits, every)
+                    _source_line(report.source, report.as_of)
                 else:
                     _emit(kpi_frame(sets), fmt, output)  # type: ignore[arg-type]
             elif view == "cohorts":
-                table = cohort_report(uow, programme_id=programme_id, first=first, end=stop)
+                table = cohort_report(
+                    uow, programme_id=programme_id, first=first, end=stop, source=chosen
+                )
                 if fmt == "table":
                     _cohort_table(table.series())
+                    _source_line(table.source, table.as_of)
                 else:
                     _emit(pl.DataFrame(table.series()), fmt, output)  # type: ignore[arg-type]
             else:
-                scores = member_scores(uow, programme_id=programme_id)
+                scores = member_scores(uow, programme_id=programme_id, source=chosen)
                 frame = scores_frame(scores.frame, scores.currency)
                 if fmt == "table":
                     counts = frame.group_by("segment").len().sort("len", descending=True)
@@ -94,10 +111,19 @@ def kpi(
                     for segment, n in counts.iter_rows():
                         grid.add_row(str(segment), str(n))
                     console.print(grid)
+                    _source_line(scores.source, scores.as_of)
                 else:
                     _emit(frame, fmt, output)  # type: ignore[arg-type]
 
     run(go)
+
+
+def _source_line(source: str, as_of: datetime | None) -> None:
+    if as_of is None:
+        console.print(f"source: {source}", highlight=False)
+    else:
+        stamp = as_of.strftime("%Y-%m-%d %H:%M UTC")
+        console.print(f"source: columnar store as of {stamp}", highlight=False)
 
 
 def _kpi_tables(programme_sets: list[KpiSet], splits: dict[str, list[KpiSet]], every: bool) -> None:

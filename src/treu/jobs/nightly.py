@@ -21,6 +21,8 @@ the programme's timezone. Order (later issues plug their steps into the same lis
                          then every event published so far (the expiry reminders, tier warnings
                          and segment changes of the steps above) and delayed runs now due
 16. ``messages``         a dispatch pass: the messages the automations queued are sent
+17. ``analytics_store``  with ``TREU_ANALYTICS_DIR`` set, the programme's facts rewritten into
+                         its columnar analytics store (atomically); otherwise nothing
 
 Each step processes work in batches, one transaction per batch, and is idempotent on its own
 (state checks, external ids, dedupe keys): a crash half-way and a re-run do every item once. A
@@ -38,6 +40,7 @@ from sqlalchemy import func, select
 
 from treu.activities.model import ActionIn
 from treu.activities.service import record_action
+from treu.analytics.service import STORE_STEP, store_directory, write_store
 from treu.automations.dates import run_date_triggers
 from treu.automations.service import process_events, run_due
 from treu.campaigns import service as campaigns
@@ -356,6 +359,17 @@ def enrolment_anniversaries(new_uow: UowFactory, programme_id: str, day: date) -
     return given
 
 
+def analytics_store(new_uow: UowFactory, programme_id: str, day: date) -> int:
+    """Rewrite the programme's columnar analytics store, last, so it holds what tonight's steps
+    changed (readers fall back to the database while it is older than them). Returns the
+    activities copied; no store directory configured: nothing (0)."""
+    directory = store_directory()
+    if directory is None:
+        return 0
+    with new_uow() as uow:
+        return write_store(uow, programme_id=programme_id, directory=directory).rows["activities"]
+
+
 STEPS: list[tuple[str, Step]] = [
     ("activate_pending", activate_pending),
     ("birthday_bonus", birthday_bonus),
@@ -373,6 +387,7 @@ STEPS: list[tuple[str, Step]] = [
     ("segments", recompute_segments),
     ("automations", automations_step),
     ("messages", messages_step),
+    (STORE_STEP, analytics_store),
 ]
 
 

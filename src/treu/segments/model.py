@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from treu.analytics.rfm import SEGMENTS as RFM_SEGMENTS
 from treu.money import to_minor
 
 Key = str
@@ -170,6 +171,24 @@ class Bought(_Spec):
         return self
 
 
+class Score(_Spec):
+    """A model score between 0 and 1 (P(alive), churn risk), both bounds included. A member
+    without the score (never bought; the models not fitted on too little history) matches
+    no range."""
+
+    min: float = Field(default=0.0, ge=0, le=1, allow_inf_nan=False)
+    max: float = Field(default=1.0, ge=0, le=1, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _range(self) -> Score:
+        if self.max < self.min:
+            raise ValueError(f"max ({self.max}) is below min ({self.min})")
+        return self
+
+    def holds(self, value: float | None) -> bool:
+        return value is not None and self.min <= value <= self.max
+
+
 class BirthdayMonth(_Spec):
     month: int = Field(ge=1, le=12)
 
@@ -214,10 +233,15 @@ CONDITIONS = (
     "birthday",
     "attribute",
     "consent",
+    "rfm_segment",
+    "churn_risk",
+    "p_alive",
     "all",
     "any",
     "not",
 )
+# Conditions on the analytics scores (treu.analytics): computed for the whole programme at once.
+SCORE_KINDS = frozenset({"rfm_segment", "churn_risk", "p_alive"})
 
 
 _ALIASES = {"all_": "all", "any_": "any", "not_": "not"}
@@ -239,6 +263,9 @@ class Condition(_Spec):
     birthday: Literal["this_month"] | BirthdayMonth | None = None
     attribute: AttributeIs | None = None
     consent: Literal["email", "sms", "push"] | None = None
+    rfm_segment: list[str] | None = Field(default=None, min_length=1)
+    churn_risk: Score | None = None
+    p_alive: Score | None = None
     all_: list[Condition] | None = Field(default=None, alias="all", min_length=1)
     any_: list[Condition] | None = Field(default=None, alias="any", min_length=1)
     not_: Condition | None = Field(default=None, alias="not")
@@ -259,6 +286,16 @@ class Condition(_Spec):
             given = ", ".join(data) or "nothing"
             raise ValueError(f"a condition has exactly one key, got {given}")
         return data
+
+    @field_validator("rfm_segment")
+    @classmethod
+    def _rfm_segments(cls, value: list[str] | None) -> list[str] | None:
+        unknown = [v for v in value or () if v not in RFM_SEGMENTS]
+        if unknown:
+            raise ValueError(
+                f"unknown RFM segment {unknown[0]!r}; known: {', '.join(RFM_SEGMENTS)}"
+            )
+        return value
 
     @property
     def kind(self) -> str:
@@ -391,6 +428,11 @@ class MemberFacts:
     first_purchase_at: datetime | None = None
     last_purchase_at: datetime | None = None
     last_activity_at: datetime | None = None
+    # The analytics scores as of the evaluation instant (treu.analytics: RFM by quintile over
+    # the programme's buyers, P(alive) and churn risk from BG/NBD); None: not scored.
+    rfm_segment: str | None = None
+    p_alive: float | None = None
+    churn_risk: float | None = None
     since: datetime | None = None
     purchases: tuple[Purchase, ...] = ()
     activity_times: tuple[datetime, ...] = ()
@@ -506,6 +548,9 @@ _CHECKS: dict[str, Any] = {
     "birthday": _birthday,
     "attribute": lambda spec, f, ctx: spec.holds(f.attributes),
     "consent": lambda channel, f, ctx: channel in f.consents,
+    "rfm_segment": lambda keys, f, ctx: f.rfm_segment in keys,
+    "churn_risk": lambda spec, f, ctx: spec.holds(f.churn_risk),
+    "p_alive": lambda spec, f, ctx: spec.holds(f.p_alive),
     "all": lambda items, f, ctx: all(holds(c, f, ctx) for c in items),
     "any": lambda items, f, ctx: any(holds(c, f, ctx) for c in items),
     "not": lambda item, f, ctx: not holds(item, f, ctx),

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from sqlalchemy import delete, func, insert, select, text, tuple_
 
 from treu.activities.tables import activities
+from treu.analytics.service import member_scores
 from treu.errors import Conflict, ErrorCode, InvalidInput, NotFound
 from treu.ledger.model import start_of_day
 from treu.members.model import MemberStatus
@@ -39,6 +40,7 @@ from treu.programmes.model import Programme
 from treu.programmes.service import load_programme
 from treu.segments.model import (
     BUILT_IN_KEYS,
+    SCORE_KINDS,
     CsvRow,
     MemberFacts,
     Needs,
@@ -86,6 +88,9 @@ def member_matches(
     membership). A member who is not active (blocked, erased, merged) belongs to no segment."""
     defn = segment_def(programme, segment)
     facts = member_facts(uow, programme, member_id, at=at)
+    if facts is not None and defn.kinds() & SCORE_KINDS:
+        # scores are relative to the whole programme (RFM quintiles, the fitted models)
+        facts = replace(facts, **_scores(uow, programme, at).get(member_id, {}))
     return facts is not None and _matches(defn, facts, programme, at)
 
 
@@ -214,6 +219,9 @@ def programme_facts(
         _consents(uow, programme, at, updates)
     if any(d.static for d in defs):
         _uploads(uow, programme, updates)
+    if need.kinds & SCORE_KINDS:
+        for member_id, scores in _scores(uow, programme, at).items():
+            updates[member_id].update(scores)
     return {
         member_id: replace(f, **updates[member_id]) if member_id in updates else f
         for member_id, f in facts.items()
@@ -377,6 +385,23 @@ def _consents(
         latest[member_id][channel] = bool(granted)
     for member_id, channels in latest.items():
         out[member_id]["consents"] = frozenset(c for c, yes in channels.items() if yes)
+
+
+def _scores(uow: UnitOfWork, programme: Programme, at: datetime) -> dict[str, dict[str, Any]]:
+    """RFM segment, P(alive) and churn risk of every member who bought before ``at``: the
+    analytics scoring (treu.analytics.service.member_scores) on the database's purchases —
+    never a columnar store, which may be older than ``at``."""
+    scored = member_scores(uow, programme_id=programme.id, at=at, source="database").frame
+    return {
+        row["member_id"]: {
+            "rfm_segment": row["segment"],
+            "p_alive": row["p_alive"],
+            "churn_risk": row["churn_risk"],
+        }
+        for row in scored.select("member_id", "segment", "p_alive", "churn_risk").iter_rows(
+            named=True
+        )
+    }
 
 
 def _uploads(uow: UnitOfWork, programme: Programme, out: dict[str, dict[str, Any]]) -> None:

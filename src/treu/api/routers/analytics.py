@@ -7,7 +7,7 @@ Every route names its programme with ``?programme=<key>`` and needs ``reports:re
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -18,6 +18,8 @@ from treu.analytics.export import MEDIA_TYPES, encode, kpi_frame, scores_frame
 from treu.analytics.periods import PeriodUnit, default_range
 from treu.analytics.service import (
     KpiReport,
+    MemberScores,
+    Source,
     ValueSettings,
     WhatIf,
     cohort_report,
@@ -48,6 +50,17 @@ Discount = Annotated[
     Decimal, Query(ge=0, le=1, description="Annual discount rate of the CLV (0.10 = 10 %)")
 ]
 Margin = Annotated[Decimal, Query(gt=0, le=1, description="Gross margin (1: revenue)")]
+SourceQuery = Annotated[
+    Source,
+    Query(
+        description="auto: the columnar store when it is as fresh as the last nightly run, "
+        "else the database; database or store: insist (store without a fresh one: 404)"
+    ),
+]
+SourceField = Field(default="database", description="Where the facts came from: database or store")
+AsOfField = Field(
+    default=None, description="With source store: the instant the store's copy was made"
+)
 
 
 def _file(data: bytes, fmt: Literal["csv", "parquet"], name: str) -> Response:
@@ -80,6 +93,8 @@ class KpiReportRead(_Out):
     splits: dict[str, list[dict[str, Any]]] = Field(
         description="Per store, tier or segment (``store:<key>`` …): the same rows"
     )
+    source: str = SourceField
+    as_of: datetime | None = AsOfField
 
     @classmethod
     def of(cls, report: KpiReport) -> KpiReportRead:
@@ -92,6 +107,8 @@ class KpiReportRead(_Out):
                 "to": report.end,
                 "kpis": [s.as_row() for s in report.programme_sets],
                 "splits": {k: [s.as_row() for s in v] for k, v in report.splits.items()},
+                "source": report.source,
+                "as_of": report.as_of,
             }
         )
 
@@ -114,6 +131,7 @@ def get_kpis(
         Literal["store", "tier", "segment"] | None, Query(description="Also per …")
     ] = None,
     format: Format = "json",
+    source: SourceQuery = "auto",
 ) -> Any:
     """The programme's KPIs per ``period`` (day, week, month, quarter, year in programme time)
     for the whole periods covering ``from`` … ``to`` (default: the last 12 periods); rates are
@@ -130,6 +148,7 @@ def get_kpis(
             end=stop,
             split=split,
             store=store,
+            source=source,
         )
 
     report = rt.read(go)
@@ -153,6 +172,8 @@ class CohortsRead(_Out):
     basis: Literal["enrolment", "first_purchase"]
     cohorts: list[CohortRead]
     series: list[dict[str, Any]] = Field(description="Chart-ready: cohort, offset, rate …")
+    source: str = SourceField
+    as_of: datetime | None = AsOfField
 
 
 @router.get("/cohorts", dependencies=[needs(P.REPORTS_READ)])
@@ -163,6 +184,7 @@ def get_cohorts(
     start: PeriodFrom = None,
     end: PeriodTo = None,
     basis: Literal["enrolment", "first_purchase"] = "enrolment",
+    source: SourceQuery = "auto",
 ) -> CohortsRead:
     """Retention by enrolment (or first purchase) month: of each month's members, how many
     bought in each month after (default: the last 12 months)."""
@@ -170,7 +192,9 @@ def get_cohorts(
     def go(uow: UnitOfWork) -> CohortsRead:
         programme_id = programme_id_for(uow, who, programme)
         first, stop = _range(uow, programme_id, PeriodUnit.MONTH, start, end)
-        table = cohort_report(uow, programme_id=programme_id, first=first, end=stop, basis=basis)
+        table = cohort_report(
+            uow, programme_id=programme_id, first=first, end=stop, basis=basis, source=source
+        )
         return CohortsRead(
             basis=table.basis,
             cohorts=[
@@ -183,6 +207,8 @@ def get_cohorts(
                 for c in table.cohorts
             ],
             series=table.series(),
+            source=table.source,
+            as_of=table.as_of,
         )
 
     return rt.read(go)
@@ -266,6 +292,8 @@ class RfmRead(_Out):
     currency: str
     segments: dict[str, int] = Field(description="members per RFM segment")
     members: list[dict[str, Any]] = Field(description="per member: scores, segment, CLV …")
+    source: str = SourceField
+    as_of: datetime | None = AsOfField
 
 
 @router.get("/rfm", dependencies=[needs(P.REPORTS_READ)])
@@ -278,24 +306,34 @@ def get_rfm(
     discount: Discount = Decimal("0.10"),
     margin: Margin = Decimal(1),
     format: Format = "json",
+    source: SourceQuery = "auto",
 ) -> Any:
     """Every member who bought, with RFM scores and segment, churn risk and CLV (the export a
     campaign or segment is built from)."""
 
-    def go(uow: UnitOfWork) -> tuple[str, Any]:
+    def go(uow: UnitOfWork) -> tuple[MemberScores, Any]:
         programme_id = programme_id_for(uow, who, programme)
         scores = member_scores(
-            uow, programme_id=programme_id, settings=ValueSettings(months, discount, margin)
+            uow,
+            programme_id=programme_id,
+            settings=ValueSettings(months, discount, margin),
+            source=source,
         )
-        return scores.currency, scores_frame(scores.frame, scores.currency)
+        return scores, scores_frame(scores.frame, scores.currency)
 
-    currency, table = rt.read(go)
+    scores, table = rt.read(go)
     counts = dict(table.group_by("segment").len().sort("segment").iter_rows())
     if segment is not None:
         table = table.filter(table["segment"] == segment)
     if format != "json":
         return _file(encode(table, format), format, "members")
-    return RfmRead(currency=currency, segments=counts, members=table.to_dicts())
+    return RfmRead(
+        currency=scores.currency,
+        segments=counts,
+        members=table.to_dicts(),
+        source=scores.source,
+        as_of=scores.as_of,
+    )
 
 
 # --- uplift --------------------------------------------------------------------------------
