@@ -126,7 +126,7 @@ def test_a_manager_finds_a_member_adjusts_with_a_reason_and_blocks(page: Page, c
     page.get_by_label(re.compile("E-Mail, Telefon")).fill("stammgast@kiezcafe.example")
     page.get_by_role("button", name="Suchen").click()
     expect(page.get_by_role("heading", name=re.compile("Jörg Weiß"))).to_be_visible()
-    expect(page.locator("table")).to_contain_text("3 Punkte für Einkauf vom")
+    expect(page.locator("#history")).to_contain_text("3 Punkte für Einkauf vom")
 
     page.get_by_label("Punkte (negativ zum Abziehen)").fill("50")
     page.get_by_role("button", name="Korrigieren").click()  # no reason
@@ -137,7 +137,7 @@ def test_a_manager_finds_a_member_adjusts_with_a_reason_and_blocks(page: Page, c
     page.get_by_label("Grund").fill("Kaffee verschüttet")
     page.get_by_role("button", name="Korrigieren").click()
     expect(page.locator("#available")).to_have_text("53 Punkte")
-    expect(page.locator("table")).to_contain_text("Grund: Kaffee verschüttet")
+    expect(page.locator("#history")).to_contain_text("Grund: Kaffee verschüttet")
     assert points(cafe, member.id) == 53
 
     page.get_by_role("button", name="Mitglied sperren").click()

@@ -34,6 +34,8 @@ class AuditAction(StrEnum):
     MEMBERS_MERGED = "members.merged"  # a duplicate sign-up merged into the member kept
     REFERRAL_APPROVED = "referral.approved"  # a held referral released from the review queue
     REFERRAL_REJECTED = "referral.rejected"
+    MEMBER_EXPORTED = "member.exported"  # a GDPR export downloaded in the console (a read)
+    MEMBER_ERASED = "member.erased"  # GDPR erasure, with a reason
 
 
 @dataclass(frozen=True)

@@ -342,17 +342,19 @@ def list_messages(
     member_id: str,
     starting_after: str | None = None,
     limit: int = 100,
+    newest_first: bool = False,
 ) -> list[Message]:
-    """The member's messages, oldest first (``limit`` after the cursor)."""
+    """The member's messages, oldest first (``limit`` after the cursor), or newest first
+    (``limit`` before it: the console shows the latest few)."""
     get_member(uow, member_id, tenant_id=tenant_id)
     query = (
         select(messages)
         .where(M.tenant_id == tenant_id, M.member_id == member_id)
-        .order_by(M.id)
+        .order_by(M.id.desc() if newest_first else M.id)
         .limit(limit)
     )
     if starting_after is not None:
-        query = query.where(M.id > starting_after)
+        query = query.where(M.id < starting_after if newest_first else M.id > starting_after)
     return [message_of(r) for r in uow.conn.execute(query)]
 
 

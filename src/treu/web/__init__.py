@@ -12,7 +12,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from treu.web import console, console_dashboard, console_review, console_setup, portal, widget
+from treu.web import (
+    console,
+    console_dashboard,
+    console_privacy,
+    console_review,
+    console_setup,
+    portal,
+    widget,
+)
 from treu.web.context import LoginRequired, NotAllowed, PageNotFound
 from treu.web.i18n import language_of
 from treu.web.render import render
@@ -25,6 +33,7 @@ def install(app: FastAPI) -> None:
     app.include_router(portal.router)
     app.include_router(console.router)
     app.include_router(console_review.router)
+    app.include_router(console_privacy.router)
     app.include_router(widget.router)
     app.include_router(console_dashboard.router)
     app.include_router(console_setup.router)

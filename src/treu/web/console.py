@@ -9,7 +9,8 @@ that changes the programme.
 - ``/<programme>/till`` — scan or type the member's code, see the summary, record a purchase,
   redeem a reward or use a voucher: big buttons, a few seconds per customer.
 - ``/<programme>/members`` — find a member by any identifier; profile, balances, history with
-  its reasons, vouchers; adjustments with a mandatory reason; block and unblock.
+  its reasons, vouchers, tier history, message log; adjustments with a mandatory reason; block
+  and unblock (export and erasure: ``console_privacy``).
 - ``/<programme>/document`` — the programme document: download, upload or paste, validated
   with every error named by its field, and nothing saved unless all of it is valid.
 """
@@ -54,6 +55,7 @@ from treu.programmes.service import (
 )
 from treu.rewards.service import RedemptionResult, consume_voucher, get_voucher, redeem_reward
 from treu.storage.uow import UnitOfWork
+from treu.web import console_views
 from treu.web import portal_views as views
 from treu.web.context import (
     LoginRequired,
@@ -498,10 +500,13 @@ def members(c: InProgramme, q: Annotated[str, Query(max_length=320)] = "") -> Re
 
 @router.get("/{programme}/members/{member_id}")
 def member_page(
-    c: InProgramme, member_id: str, page: Annotated[int, Query(ge=1, le=100_000)] = 1
+    c: InProgramme,
+    member_id: str,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    erased: Annotated[int | None, Query(ge=0)] = None,
 ) -> Response:
     c.need(P.MEMBERS_READ)
-    return _member_page(c, member_id, page=page)
+    return _member_page(c, member_id, page=page, erased=erased)
 
 
 def _member_page(
@@ -512,18 +517,29 @@ def _member_page(
     page: int = 1,
     errors: dict[str, str] | None = None,
     values: dict[str, str] | None = None,
+    erased: int | None = None,
 ) -> Response:
+    """``erased``: the points the erasure just gave up (the page says so)."""
     member = _member(c, member_id)
     programme = c.programme
     assert programme is not None
 
-    def go(uow: UnitOfWork) -> tuple[views.CardPage, views.HistoryPage]:
+    def go(
+        uow: UnitOfWork,
+    ) -> tuple[
+        views.CardPage,
+        views.HistoryPage,
+        list[console_views.TierLine] | None,
+        list[console_views.MessageLine],
+    ]:
         return (
             views.card_page(uow, programme, member, c.fmt),
             views.history_page(uow, programme, member, c.fmt, page=page),
+            console_views.tier_lines(uow, programme, member, c.fmt),
+            console_views.message_lines(uow, member, c.fmt),
         )
 
-    card, history = c.rt.read(go)
+    card, history, tiers, messages = c.rt.read(go)
     return c.render(
         "console/member.html",
         status,
@@ -531,11 +547,15 @@ def _member_page(
         m=member,
         card=card,
         history=history,
+        tiers=tiers,
+        messages=messages,
         errors=errors or {},
         values=values or {},
+        erased=erased,
         attempt=secrets.token_urlsafe(12),
         can_adjust=c.who.allows(P.POINTS_ADJUST),
         can_block=c.who.allows(P.MEMBERS_WRITE),
+        can_privacy=c.who.allows(P.MEMBERS_PRIVACY),
     )
 
 

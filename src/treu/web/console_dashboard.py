@@ -339,6 +339,8 @@ ACTION_NAMES = {
     "members.merged": _("Members merged"),
     "referral.approved": _("Referral approved"),
     "referral.rejected": _("Referral rejected"),
+    "member.exported": _("Member data exported"),
+    "member.erased": _("Member deleted"),
 }
 
 
