@@ -690,7 +690,7 @@ def _insert_activity(
     statement = insert_or_skip(
         activities,
         tuple(values),
-        conflict=("programme_id", "type", "external_id"),
+        conflict=("programme_id", "type", "external_id", "tenant_id"),
         returning="id",
     )
     return activity_id if uow.conn.execute(statement, values).scalar() is not None else None

@@ -37,7 +37,7 @@ class StoredResponse:
 
 _COLUMNS = ("principal_id", "key", "tenant_id", "fingerprint", "created_at")
 _INSERT = insert_or_skip(
-    idempotency_records, _COLUMNS, conflict=("principal_id", "key"), returning="key"
+    idempotency_records, _COLUMNS, conflict=("principal_id", "key", "tenant_id"), returning="key"
 )
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from treu.storage.metadata import metadata
+from treu.storage.metadata import metadata, tenant_fk
 from treu.storage.types import UTCDateTime, id_column_type, json_type
 
 # Tenant API keys. Only the SHA-256 of the token is kept; the token is shown once.
@@ -20,10 +20,10 @@ api_keys = Table(
     "api_keys",
     metadata,
     Column("id", id_column_type(), primary_key=True),
-    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
+    Column("tenant_id", ForeignKey("tenants.id"), primary_key=True),
     Column("name", String(200), nullable=False),
     Column("scope", String(16), nullable=False),
-    Column("store_id", ForeignKey("stores.id")),
+    Column("store_id", id_column_type()),
     Column("secret_hash", String(64), nullable=False),
     Column("last4", String(4), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
@@ -34,6 +34,7 @@ api_keys = Table(
     # a store binding makes sense for a till only
     CheckConstraint("store_id IS NULL OR scope = 'pos'", name="store_only_for_pos"),
     Index("ix_api_keys_tenant_id", "tenant_id", "id"),
+    tenant_fk("store_id", "stores"),
 )
 
 # The first response to a POST with an Idempotency-Key, per API key, kept 24 hours and replayed.
@@ -44,7 +45,7 @@ idempotency_records = Table(
     # whose request: an API key, a staff user or a member (ids are prefixed, never shared)
     Column("principal_id", String(40), primary_key=True),
     Column("key", String(255), primary_key=True),
-    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
+    Column("tenant_id", ForeignKey("tenants.id"), primary_key=True),
     Column("fingerprint", String(64), nullable=False),
     Column("status_code", Integer),
     Column("headers", json_type()),
@@ -62,14 +63,15 @@ idempotency_records = Table(
 member_login_codes = Table(
     "member_login_codes",
     metadata,
-    Column("member_id", ForeignKey("members.id"), primary_key=True),
-    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
+    Column("member_id", id_column_type(), primary_key=True),
+    Column("tenant_id", ForeignKey("tenants.id"), primary_key=True),
     Column("code_hash", String(64), nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False),
     # the guarded update that counts a guess refuses the sixth (tokens.LOGIN_CODE_TRIES)
     CheckConstraint("attempts >= 0 AND attempts <= 5", name="attempts_within_limit"),
+    tenant_fk("member_id", "members"),
 )
 
 # Staff users of a tenant (owner, manager, cashier) for the web console; argon2id hashes only.
@@ -77,7 +79,7 @@ staff_users = Table(
     "staff_users",
     metadata,
     Column("id", id_column_type(), primary_key=True),
-    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
+    Column("tenant_id", ForeignKey("tenants.id"), primary_key=True),
     Column("email", String(320), nullable=False),  # normalised: lower case
     Column("name", String(200)),
     Column("role", String(16), nullable=False),

@@ -299,6 +299,6 @@ _INSERT_RUN = insert_or_skip(
         "created_at",
         "completed_at",
     ),
-    conflict=("programme_id", "automation", "member_id", "occasion"),
+    conflict=("programme_id", "automation", "member_id", "occasion", "tenant_id"),
     returning="id",
 )

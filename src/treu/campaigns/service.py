@@ -289,7 +289,7 @@ _INSERT_AWARD = insert_or_skip(
 _INSERT_VISIT = insert_or_skip(
     campaign_visits,
     ("id", "tenant_id", "member_id", "per", "period", "activity_id", "created_at"),
-    conflict=("member_id", "per", "period"),
+    conflict=("member_id", "per", "period", "tenant_id"),
     returning="id",
 )
 

@@ -57,8 +57,10 @@ from treu.programmes.service import (
     load_programme,
 )
 from treu.rewards.service import consume_voucher, list_rewards, redeem_reward
+from treu.storage.citus import citus_statements
 from treu.storage.engine import make_engine
 from treu.storage.migrate import current, upgrade
+from treu.storage.schema import metadata
 from treu.storage.uow import UnitOfWork
 from treu.webhooks.dispatcher import PassResult, dispatch
 from treu.worker import WorkerPass, run_worker
@@ -177,6 +179,13 @@ def db_upgrade() -> None:
             console.print(f"database at revision {current(engine)}")
         finally:
             engine.dispose()
+
+
+@db_app.command("citus-script")
+def db_citus_script() -> None:
+    """Print the Citus calls that distribute every table by tenant (docs/deployment.md)."""
+    for statement in citus_statements(metadata):
+        typer.echo(statement)
 
 
 # --- programme ---------------------------------------------------------------------------

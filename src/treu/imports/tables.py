@@ -12,7 +12,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from treu.storage.metadata import metadata
+from treu.storage.metadata import metadata, tenant_fk
 from treu.storage.types import UTCDateTime, id_column_type
 
 # One row per file imported into a programme, found again by the file's content hash: running
@@ -23,8 +23,8 @@ import_jobs = Table(
     "import_jobs",
     metadata,
     Column("id", id_column_type(), primary_key=True),
-    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
-    Column("programme_id", ForeignKey("programmes.id"), nullable=False),
+    Column("tenant_id", ForeignKey("tenants.id"), primary_key=True),
+    Column("programme_id", id_column_type(), nullable=False),
     Column("kind", String(16), nullable=False),
     Column("file_name", String(255), nullable=False),
     Column("file_size", BigInteger, nullable=False),
@@ -40,7 +40,7 @@ import_jobs = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("finished_at", UTCDateTime()),
     Column("error", Text),
-    UniqueConstraint("programme_id", "kind", "fingerprint"),
+    UniqueConstraint("programme_id", "kind", "fingerprint", "tenant_id"),
     CheckConstraint("kind IN ('members', 'activities')", name="kind_known"),
     CheckConstraint("status IN ('running', 'failed', 'done')", name="status_known"),
     CheckConstraint(
@@ -50,6 +50,7 @@ import_jobs = Table(
     CheckConstraint("next_offset >= 0 AND next_offset <= file_size", name="offset_in_file"),
     CheckConstraint("(status = 'done') = (finished_at IS NOT NULL)", name="done_when_finished"),
     Index("ix_import_jobs_tenant", "tenant_id", "started_at"),
+    tenant_fk("programme_id", "programmes"),
 )
 
 # The error report: one row per bad cell (or bad row), written with the checkpoint that covers
@@ -58,11 +59,12 @@ import_errors = Table(
     "import_errors",
     metadata,
     Column("id", id_column_type(), primary_key=True),
-    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
-    Column("job_id", ForeignKey("import_jobs.id"), nullable=False),
+    Column("tenant_id", ForeignKey("tenants.id"), primary_key=True),
+    Column("job_id", id_column_type(), nullable=False),
     Column("line", BigInteger, nullable=False),
     Column("column_name", String(64), nullable=False),
     Column("reason", Text, nullable=False),
-    UniqueConstraint("job_id", "line", "column_name"),
+    UniqueConstraint("job_id", "line", "column_name", "tenant_id"),
     CheckConstraint("line > 1", name="line_after_header"),
+    tenant_fk("job_id", "import_jobs"),
 )

@@ -452,7 +452,7 @@ def run_nightly(
 _RECORD_RUN = insert_or_skip(
     job_runs,
     ("id", "tenant_id", "programme_id", "step", "run_date", "processed", "finished_at"),
-    conflict=("programme_id", "step", "run_date"),
+    conflict=("programme_id", "step", "run_date", "tenant_id"),
     returning="id",
 )
 

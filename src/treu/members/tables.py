@@ -12,15 +12,15 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from treu.storage.metadata import metadata
+from treu.storage.metadata import metadata, tenant_fk
 from treu.storage.types import UTCDateTime, id_column_type, json_type
 
 members = Table(
     "members",
     metadata,
     Column("id", id_column_type(), primary_key=True),
-    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
-    Column("programme_id", ForeignKey("programmes.id"), nullable=False),
+    Column("tenant_id", ForeignKey("tenants.id"), primary_key=True),
+    Column("programme_id", id_column_type(), nullable=False),
     Column("status", String(16), nullable=False),
     Column("name", String(200)),
     Column("birthday", Date),
@@ -30,9 +30,11 @@ members = Table(
     Column("first_purchase_at", UTCDateTime()),
     Column("last_activity_at", UTCDateTime()),
     Column("erased_at", UTCDateTime()),
-    Column("merged_into_id", ForeignKey("members.id")),
+    Column("merged_into_id", id_column_type()),
     CheckConstraint("status IN ('active', 'blocked', 'erased', 'merged')", name="status_known"),
     Index("ix_members_programme_enrolled", "programme_id", "enrolled_at"),
+    tenant_fk("programme_id", "programmes"),
+    tenant_fk("merged_into_id", "members"),
 )
 
 # One row per way of finding a member. Unique per programme: an e-mail address or a card belongs
@@ -41,15 +43,17 @@ identifiers = Table(
     "member_identifiers",
     metadata,
     Column("id", id_column_type(), primary_key=True),
-    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
-    Column("programme_id", ForeignKey("programmes.id"), nullable=False),
-    Column("member_id", ForeignKey("members.id"), nullable=False),
+    Column("tenant_id", ForeignKey("tenants.id"), primary_key=True),
+    Column("programme_id", id_column_type(), nullable=False),
+    Column("member_id", id_column_type(), nullable=False),
     Column("kind", String(16), nullable=False),
     Column("value", String(320), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
-    UniqueConstraint("programme_id", "kind", "value"),
+    UniqueConstraint("programme_id", "kind", "value", "tenant_id"),
     Index("ix_member_identifiers_member", "member_id"),
     CheckConstraint("kind IN ('email', 'phone', 'card', 'external', 'payment')", name="kind_known"),
+    tenant_fk("programme_id", "programmes"),
+    tenant_fk("member_id", "members"),
 )
 
 # Append-only: the current consent for a channel is the latest row.
@@ -57,8 +61,8 @@ consents = Table(
     "member_consents",
     metadata,
     Column("id", id_column_type(), primary_key=True),
-    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
-    Column("member_id", ForeignKey("members.id"), nullable=False),
+    Column("tenant_id", ForeignKey("tenants.id"), primary_key=True),
+    Column("member_id", id_column_type(), nullable=False),
     Column("channel", String(16), nullable=False),
     Column("granted", Boolean, nullable=False),
     Column("source", String(64), nullable=False),
@@ -69,4 +73,5 @@ consents = Table(
     Column("evidence", json_type()),
     Index("ix_member_consents_member", "member_id", "channel", "id"),
     CheckConstraint("channel IN ('email', 'sms', 'push', 'post')", name="channel_known"),
+    tenant_fk("member_id", "members"),
 )

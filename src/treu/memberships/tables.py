@@ -20,16 +20,16 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from treu.storage.metadata import metadata
+from treu.storage.metadata import metadata, tenant_fk
 from treu.storage.types import UTCDateTime, id_column_type
 
 memberships = Table(
     "memberships",
     metadata,
     Column("id", id_column_type(), primary_key=True),
-    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
-    Column("programme_id", ForeignKey("programmes.id"), nullable=False),
-    Column("member_id", ForeignKey("members.id"), nullable=False),
+    Column("tenant_id", ForeignKey("tenants.id"), primary_key=True),
+    Column("programme_id", id_column_type(), nullable=False),
+    Column("member_id", id_column_type(), nullable=False),
     Column("plan_key", String(64), nullable=False),
     Column("status", String(16), nullable=False),
     Column("started_at", UTCDateTime(), nullable=False),
@@ -40,18 +40,20 @@ memberships = Table(
     CheckConstraint(
         "status IN ('active', 'past_due', 'cancelled', 'expired')", name="status_known"
     ),
-    UniqueConstraint("member_id", "plan_key"),
+    UniqueConstraint("member_id", "plan_key", "tenant_id"),
     Index("ix_memberships_programme_status", "programme_id", "status"),
+    tenant_fk("programme_id", "programmes"),
+    tenant_fk("member_id", "members"),
 )
 
 membership_payments = Table(
     "membership_payments",
     metadata,
     Column("id", id_column_type(), primary_key=True),
-    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
-    Column("programme_id", ForeignKey("programmes.id"), nullable=False),
-    Column("membership_id", ForeignKey("memberships.id"), nullable=False),
-    Column("member_id", ForeignKey("members.id"), nullable=False),
+    Column("tenant_id", ForeignKey("tenants.id"), primary_key=True),
+    Column("programme_id", id_column_type(), nullable=False),
+    Column("membership_id", id_column_type(), nullable=False),
+    Column("member_id", id_column_type(), nullable=False),
     Column("plan_key", String(64), nullable=False),
     Column("external_id", String(128), nullable=False),
     Column("outcome", String(16), nullable=False),
@@ -64,25 +66,31 @@ membership_payments = Table(
     CheckConstraint("outcome IN ('paid', 'failed')", name="outcome_known"),
     CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
     CheckConstraint("outcome = 'failed' OR period_start IS NOT NULL", name="paid_has_period"),
-    UniqueConstraint("programme_id", "external_id"),
+    UniqueConstraint("programme_id", "external_id", "tenant_id"),
     Index("ix_membership_payments_member", "member_id", "plan_key", "period_start"),
     Index("ix_membership_payments_programme_time", "programme_id", "paid_at"),
+    tenant_fk("programme_id", "programmes"),
+    tenant_fk("membership_id", "memberships"),
+    tenant_fk("member_id", "members"),
 )
 
 membership_dividends = Table(
     "membership_dividends",
     metadata,
     Column("id", id_column_type(), primary_key=True),
-    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
-    Column("programme_id", ForeignKey("programmes.id"), nullable=False),
-    Column("member_id", ForeignKey("members.id"), nullable=False),
+    Column("tenant_id", ForeignKey("tenants.id"), primary_key=True),
+    Column("programme_id", id_column_type(), nullable=False),
+    Column("member_id", id_column_type(), nullable=False),
     Column("plan_key", String(64), nullable=False),
     Column("year", Integer, nullable=False),
     Column("eligible_minor", BigInteger, nullable=False),
     Column("amount_minor", BigInteger, nullable=False),
-    Column("transfer_id", ForeignKey("transfers.id"), nullable=False),
+    Column("transfer_id", id_column_type(), nullable=False),
     Column("paid_at", UTCDateTime(), nullable=False),
     CheckConstraint("amount_minor > 0", name="amount_positive"),
-    UniqueConstraint("member_id", "plan_key", "year"),
+    UniqueConstraint("member_id", "plan_key", "year", "tenant_id"),
     Index("ix_membership_dividends_programme_time", "programme_id", "paid_at"),
+    tenant_fk("programme_id", "programmes"),
+    tenant_fk("member_id", "members"),
+    tenant_fk("transfer_id", "transfers"),
 )

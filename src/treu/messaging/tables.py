@@ -12,7 +12,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from treu.storage.metadata import metadata
+from treu.storage.metadata import metadata, tenant_fk
 from treu.storage.types import UTCDateTime, id_column_type
 
 # One row per message, rendered when it was queued: the log shows what was (or would have been)
@@ -24,9 +24,9 @@ messages = Table(
     "messages",
     metadata,
     Column("id", id_column_type(), primary_key=True),
-    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
-    Column("programme_id", ForeignKey("programmes.id"), nullable=False),
-    Column("member_id", ForeignKey("members.id"), nullable=False),
+    Column("tenant_id", ForeignKey("tenants.id"), primary_key=True),
+    Column("programme_id", id_column_type(), nullable=False),
+    Column("member_id", id_column_type(), nullable=False),
     Column("channel", String(16), nullable=False),
     Column("template", String(64), nullable=False),
     Column("kind", String(16), nullable=False),
@@ -63,6 +63,8 @@ messages = Table(
     Index("ix_messages_member", "member_id", "id"),
     # the frequency cap counts a member's marketing messages on a channel in the last 7 days
     Index("ix_messages_member_channel", "member_id", "channel", "created_at"),
+    tenant_fk("programme_id", "programmes"),
+    tenant_fk("member_id", "members"),
 )
 
 # Addresses nothing (bounced) or no marketing (complained, unsubscribed) goes to, as reported by
@@ -72,7 +74,7 @@ message_suppressions = Table(
     "message_suppressions",
     metadata,
     Column("id", id_column_type(), primary_key=True),
-    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
+    Column("tenant_id", ForeignKey("tenants.id"), primary_key=True),
     Column("channel", String(16), nullable=False),
     Column("address", String(320), nullable=False),
     Column("reason", String(16), nullable=False),

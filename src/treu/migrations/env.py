@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from treu.storage.engine import make_engine
+from treu.storage.migrate import sqlite_foreign_keys_off
 from treu.storage.schema import metadata
 
 config = context.config
@@ -16,7 +17,7 @@ def run() -> None:
         _migrate(connection)
         return
     engine = make_engine(config.get_main_option("sqlalchemy.url") or None)
-    with engine.connect() as conn:
+    with engine.connect() as conn, sqlite_foreign_keys_off(conn):
         _migrate(conn)
     engine.dispose()
 

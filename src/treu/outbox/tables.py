@@ -13,7 +13,7 @@ outbox = Table(
     "outbox",
     metadata,
     Column("id", id_column_type(), primary_key=True),
-    Column("tenant_id", id_column_type(), nullable=False),
+    Column("tenant_id", id_column_type(), primary_key=True),
     Column("type", String(64), nullable=False),
     Column("payload", json_type(), nullable=False),
     Column("dedupe_key", String(200)),

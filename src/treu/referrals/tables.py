@@ -13,7 +13,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from treu.storage.metadata import metadata
+from treu.storage.metadata import metadata, tenant_fk
 from treu.storage.types import UTCDateTime, id_column_type, json_type
 
 # One code per member, made at enrolment (or when first asked for). The enrolment's client
@@ -21,13 +21,15 @@ from treu.storage.types import UTCDateTime, id_column_type, json_type
 referral_codes = Table(
     "referral_codes",
     metadata,
-    Column("member_id", ForeignKey("members.id"), primary_key=True),
-    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
-    Column("programme_id", ForeignKey("programmes.id"), nullable=False),
+    Column("member_id", id_column_type(), primary_key=True),
+    Column("tenant_id", ForeignKey("tenants.id"), primary_key=True),
+    Column("programme_id", id_column_type(), nullable=False),
     Column("code", String(16), nullable=False),
     Column("address_hash", String(64)),
     Column("created_at", UTCDateTime(), nullable=False),
-    UniqueConstraint("programme_id", "code"),
+    UniqueConstraint("programme_id", "code", "tenant_id"),
+    tenant_fk("member_id", "members"),
+    tenant_fk("programme_id", "programmes"),
 )
 
 # A friend is referred once (unique friend); the status moves pending/held -> converted or
@@ -36,23 +38,23 @@ referrals = Table(
     "referrals",
     metadata,
     Column("id", id_column_type(), primary_key=True),
-    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
-    Column("programme_id", ForeignKey("programmes.id"), nullable=False),
-    Column("referrer_id", ForeignKey("members.id"), nullable=False),
-    Column("friend_id", ForeignKey("members.id"), nullable=False),
+    Column("tenant_id", ForeignKey("tenants.id"), primary_key=True),
+    Column("programme_id", id_column_type(), nullable=False),
+    Column("referrer_id", id_column_type(), nullable=False),
+    Column("friend_id", id_column_type(), nullable=False),
     Column("code", String(16), nullable=False),
     Column("status", String(16), nullable=False),
     Column("reasons", json_type(), nullable=False),  # why it was held
     Column("address_hash", String(64)),
     # the friend's qualifying purchase, once it happened (also while held)
-    Column("purchase_id", ForeignKey("activities.id")),
+    Column("purchase_id", id_column_type()),
     Column("confirm_at", UTCDateTime()),  # qualified: when the nightly run may confirm it
     Column("referrer_rewarded", Boolean, nullable=False, default=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("converted_at", UTCDateTime()),
     Column("decided_at", UTCDateTime()),
     Column("decided_by", String(100)),
-    UniqueConstraint("friend_id"),
+    UniqueConstraint("friend_id", "tenant_id"),
     Index("ix_referrals_referrer", "referrer_id", "created_at"),
     Index("ix_referrals_programme_status", "programme_id", "status", "confirm_at"),
     CheckConstraint(
@@ -61,4 +63,8 @@ referrals = Table(
     ),
     CheckConstraint("referrer_id <> friend_id", name="not_self"),
     CheckConstraint("status <> 'converted' OR converted_at IS NOT NULL", name="converted_has_time"),
+    tenant_fk("programme_id", "programmes"),
+    tenant_fk("referrer_id", "members"),
+    tenant_fk("friend_id", "members"),
+    tenant_fk("purchase_id", "activities"),
 )

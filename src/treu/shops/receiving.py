@@ -421,7 +421,7 @@ def _remember_order(
             "line_keys",
             "created_at",
         ),
-        conflict=("programme_id", "purchase_external_id"),
+        conflict=("programme_id", "purchase_external_id", "tenant_id"),
         returning="purchase_external_id",
     )
     uow.conn.execute(
@@ -465,7 +465,10 @@ def _claim(uow: UnitOfWork, draft: Receipt) -> bool:
     """Insert the receipt (as ``recorded``) into the open transaction; False if the delivery
     already has one (committed a moment ago by a concurrent request)."""
     statement = insert_or_skip(
-        receipts, _RECEIPT_COLUMNS, conflict=("connection_id", "webhook_id"), returning="id"
+        receipts,
+        _RECEIPT_COLUMNS,
+        conflict=("connection_id", "webhook_id", "tenant_id"),
+        returning="id",
     )
     values = _receipt_values(uow, replace(draft, outcome=Outcome.RECORDED))
     return uow.conn.execute(statement, values).scalar() is not None
@@ -502,7 +505,10 @@ def _finish(
     )
     if changed.rowcount == 0:
         statement = insert_or_skip(
-            receipts, _RECEIPT_COLUMNS, conflict=("connection_id", "webhook_id"), returning="id"
+            receipts,
+            _RECEIPT_COLUMNS,
+            conflict=("connection_id", "webhook_id", "tenant_id"),
+            returning="id",
         )
         uow.conn.execute(statement, values)
     stored = _find_receipt(uow, connection.id, draft.webhook_id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from sqlalchemy import Table, bindparam, text
+from sqlalchemy import Table, UniqueConstraint, bindparam, text
 from sqlalchemy.sql.selectable import TextualSelect
 
 
@@ -22,6 +22,8 @@ def insert_or_skip(
     """``INSERT INTO table (columns) … ON CONFLICT (conflict) DO NOTHING RETURNING returning``.
 
     Execute it with one dict of ``columns``; the result has a row only if the row was inserted.
+    ``conflict`` must be the columns of the table's primary key or of one of its unique
+    constraints (both databases refuse anything else, but only when the statement runs).
     """
     return _insert_or_skip(table, tuple(columns), tuple(conflict), returning)
 
@@ -30,6 +32,9 @@ def insert_or_skip(
 def _insert_or_skip(
     table: Table, columns: tuple[str, ...], conflict: tuple[str, ...], returning: str
 ) -> TextualSelect:
+    if frozenset(conflict) not in _unique_keys(table):
+        raise ValueError(f"{table.name} has no unique key on {', '.join(conflict)}")
+
     def quote(name: str) -> str:
         if not name.isidentifier() or name.lower() != name:
             raise ValueError(f"unexpected SQL name {name!r}")
@@ -49,3 +54,14 @@ def _insert_or_skip(
         .bindparams(*(bindparam(c, type_=table.c[c].type) for c in columns))
         .columns(table.c[returning])
     )
+
+
+def _unique_keys(table: Table) -> set[frozenset[str]]:
+    keys = {frozenset(c.name for c in table.primary_key.columns)}
+    keys |= {
+        frozenset(c.name for c in constraint.columns)
+        for constraint in table.constraints
+        if isinstance(constraint, UniqueConstraint)
+    }
+    keys |= {frozenset(c.name for c in index.columns) for index in table.indexes if index.unique}
+    return keys

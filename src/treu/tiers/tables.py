@@ -14,7 +14,7 @@ from sqlalchemy import (
     Text,
 )
 
-from treu.storage.metadata import metadata
+from treu.storage.metadata import metadata, tenant_fk
 from treu.storage.types import UTCDateTime, id_column_type
 
 # The current tier per member. No row: the programme's lowest tier (most members never move, so
@@ -23,9 +23,9 @@ from treu.storage.types import UTCDateTime, id_column_type
 member_tiers = Table(
     "member_tiers",
     metadata,
-    Column("member_id", ForeignKey("members.id"), primary_key=True),
-    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
-    Column("programme_id", ForeignKey("programmes.id"), nullable=False),
+    Column("member_id", id_column_type(), primary_key=True),
+    Column("tenant_id", ForeignKey("tenants.id"), primary_key=True),
+    Column("programme_id", id_column_type(), nullable=False),
     Column("tier_key", String(64), nullable=False),
     Column("since", UTCDateTime(), nullable=False),
     Column("evaluated_on", Date),
@@ -38,6 +38,8 @@ member_tiers = Table(
         name="override_has_reason",
     ),
     Index("ix_member_tiers_programme", "programme_id", "tier_key"),
+    tenant_fk("member_id", "members"),
+    tenant_fk("programme_id", "programmes"),
 )
 
 # Append-only: every change of a member's tier (from, to, when, why). ``at`` is when the change
@@ -46,15 +48,15 @@ tier_history = Table(
     "tier_history",
     metadata,
     Column("id", id_column_type(), primary_key=True),
-    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
-    Column("programme_id", ForeignKey("programmes.id"), nullable=False),
-    Column("member_id", ForeignKey("members.id"), nullable=False),
+    Column("tenant_id", ForeignKey("tenants.id"), primary_key=True),
+    Column("programme_id", id_column_type(), nullable=False),
+    Column("member_id", id_column_type(), nullable=False),
     Column("from_tier", String(64)),
     Column("to_tier", String(64), nullable=False),
     Column("at", UTCDateTime(), nullable=False),
     Column("reason", String(16), nullable=False),
     Column("explanation", Text, nullable=False),
-    Column("activity_id", ForeignKey("activities.id")),
+    Column("activity_id", id_column_type()),
     Column("job_date", Date),
     Column("actor", String(128)),
     Column("created_at", UTCDateTime(), nullable=False),
@@ -63,4 +65,7 @@ tier_history = Table(
     ),
     CheckConstraint("from_tier IS NULL OR from_tier <> to_tier", name="changes_tier"),
     Index("ix_tier_history_member", "member_id", "at"),
+    tenant_fk("programme_id", "programmes"),
+    tenant_fk("member_id", "members"),
+    tenant_fk("activity_id", "activities"),
 )

@@ -273,7 +273,7 @@ _INSERT_DELIVERY = insert_or_skip(
         "next_attempt_at",
         "created_at",
     ),
-    conflict=("endpoint_id", "event_id"),
+    conflict=("endpoint_id", "event_id", "tenant_id"),
     returning="id",
 )
 

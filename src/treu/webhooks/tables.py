@@ -12,7 +12,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from treu.storage.metadata import metadata
+from treu.storage.metadata import metadata, tenant_fk
 from treu.storage.types import UTCDateTime, id_column_type, json_type
 
 # Where a tenant wants its events. The secret is kept as it is, not hashed: every request is
@@ -22,7 +22,7 @@ webhook_endpoints = Table(
     "webhook_endpoints",
     metadata,
     Column("id", id_column_type(), primary_key=True),
-    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
+    Column("tenant_id", ForeignKey("tenants.id"), primary_key=True),
     Column("url", String(2048), nullable=False),
     Column("description", String(200)),
     Column("event_types", json_type(), nullable=False),
@@ -41,9 +41,9 @@ webhook_deliveries = Table(
     "webhook_deliveries",
     metadata,
     Column("id", id_column_type(), primary_key=True),
-    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
-    Column("endpoint_id", ForeignKey("webhook_endpoints.id"), nullable=False),
-    Column("event_id", ForeignKey("outbox.id"), nullable=False),
+    Column("tenant_id", ForeignKey("tenants.id"), primary_key=True),
+    Column("endpoint_id", id_column_type(), nullable=False),
+    Column("event_id", id_column_type(), nullable=False),
     Column("event_type", String(64), nullable=False),
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False),
@@ -54,13 +54,15 @@ webhook_deliveries = Table(
     Column("delivered_at", UTCDateTime()),
     Column("created_at", UTCDateTime(), nullable=False),
     # an event reaches an endpoint through one delivery, however often the fan-out runs
-    UniqueConstraint("endpoint_id", "event_id"),
+    UniqueConstraint("endpoint_id", "event_id", "tenant_id"),
     CheckConstraint("status IN ('pending', 'succeeded', 'failed')", name="status_known"),
     CheckConstraint("attempts >= 0", name="attempts_not_negative"),
     CheckConstraint(
         "status <> 'pending' OR next_attempt_at IS NOT NULL", name="pending_is_scheduled"
     ),
     Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    tenant_fk("endpoint_id", "webhook_endpoints"),
+    tenant_fk("event_id", "outbox"),
 )
 
 # The delivery log: every HTTP attempt with its answer (status code) or failure (error).
@@ -68,8 +70,8 @@ webhook_attempts = Table(
     "webhook_attempts",
     metadata,
     Column("id", id_column_type(), primary_key=True),
-    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
-    Column("delivery_id", ForeignKey("webhook_deliveries.id"), nullable=False),
+    Column("tenant_id", ForeignKey("tenants.id"), primary_key=True),
+    Column("delivery_id", id_column_type(), nullable=False),
     Column("attempted_at", UTCDateTime(), nullable=False),
     Column("status_code", Integer),
     Column("error", String(500)),
@@ -77,4 +79,5 @@ webhook_attempts = Table(
     Column("succeeded", Boolean, nullable=False),
     CheckConstraint("status_code IS NOT NULL OR error IS NOT NULL", name="answer_or_error"),
     Index("ix_webhook_attempts_delivery_id", "delivery_id", "id"),
+    tenant_fk("delivery_id", "webhook_deliveries"),
 )

@@ -1,7 +1,7 @@
 """audit log: staff actions, written in the transaction of the change
 
 Revision ID: f1a2b3c4d501
-Revises: e2f3a4b5c602
+Revises: f2a3b4c5d602
 Create Date: 2026-12-07 09:00:00.000000
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 import treu.storage.types
 
 revision = "f1a2b3c4d501"
-down_revision = "e2f3a4b5c602"
+down_revision = "f2a3b4c5d602"
 branch_labels = None
 depends_on = None
 
@@ -39,12 +39,14 @@ def upgrade() -> None:
         ),
         sa.CheckConstraint("action LIKE '%_._%'", name=op.f("ck_audit_log_action_is_code")),
         sa.ForeignKeyConstraint(
-            ["programme_id"], ["programmes.id"], name=op.f("fk_audit_log_programme_id_programmes")
+            ["programme_id", "tenant_id"],
+            ["programmes.id", "programmes.tenant_id"],
+            name=op.f("fk_audit_log_programme_id_programmes"),
         ),
         sa.ForeignKeyConstraint(
             ["tenant_id"], ["tenants.id"], name=op.f("fk_audit_log_tenant_id_tenants")
         ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
+        sa.PrimaryKeyConstraint("id", "tenant_id", name=op.f("pk_audit_log")),
     )
     op.create_index("ix_audit_log_tenant", "audit_log", ["tenant_id", "id"])
     op.create_index("ix_audit_log_actor", "audit_log", ["tenant_id", "actor", "id"])
