@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine
 
+from db_support import drop_pg_schema, pg_schema_engine
 from treu.clock import FixedClock
 from treu.programmes.service import Tenant, create_tenant
 from treu.storage.engine import make_engine
@@ -27,37 +27,10 @@ from treu.storage.uow import UnitOfWork
 # smtp_server (a real SMTP server on 127.0.0.1) and provider (an HTTP SMS/push provider)
 pytest_plugins = ["messaging_support"]
 
-PG_URL = os.environ.get(
-    "TREU_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 BACKENDS = os.environ.get("TREU_TEST_BACKENDS", "sqlite,postgresql").split(",")
 # The tests' webhook receivers listen on 127.0.0.1, which production refuses (SSRF guard);
 # tests/integration/test_webhooks.py checks the guard with it switched back on.
 os.environ.setdefault("TREU_WEBHOOK_ALLOW_PRIVATE", "true")
-
-
-def pg_schema_engine() -> tuple[Engine, str]:
-    """An engine on a new schema of its own."""
-    schema = f"test_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(PG_URL)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-    except OperationalError as exc:
-        pytest.exit(
-            f"PostgreSQL at {PG_URL} is unreachable ({exc.orig}); the suite needs it", returncode=3
-        )
-    finally:
-        admin.dispose()
-    separator = "&" if "?" in PG_URL else "?"
-    return make_engine(f"{PG_URL}{separator}options=-csearch_path%3D{schema}"), schema
-
-
-def drop_pg_schema(schema: str) -> None:
-    admin = make_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -42,7 +42,7 @@ import pytest
 import yaml
 from sqlalchemy import Engine, func, select
 
-from conftest import drop_pg_schema, pg_schema_engine
+from db_support import drop_pg_schema, pg_schema_engine
 from messaging_support import SmtpServer, free_port, smtp_server  # noqa: F401 - a fixture
 from treu.activities.tables import activities
 from treu.auth.model import Scope

@@ -14,8 +14,10 @@ from playwright.sync_api import Page, expect
 from web_support import Cafe, log_in, member_with_history
 
 from treu.auth.member_login import member_id_of_qr_token
+from treu.errors import NotFound
 from treu.ledger.service import get_balances
-from treu.members.model import MemberStatus
+from treu.members.model import Member, MemberStatus
+from treu.members.service import find_member
 from treu.rewards.service import list_vouchers
 from treu.storage.uow import UnitOfWork
 from treu.web.qr import qr_svg
@@ -240,3 +242,40 @@ def test_code_requests_for_one_address_are_limited(page: Page, cafe: Cafe) -> No
     expect(page.get_by_role("alert")).to_have_text(
         "Zu viele Versuche. Bitte warte eine Minute und versuche es erneut."
     )
+
+
+def test_a_guest_joins_in_the_portal_and_the_code_logs_them_in(page: Page, cafe: Cafe) -> None:
+    def joined() -> Member | None:
+        with UnitOfWork(cafe.engine) as uow:
+            try:
+                return find_member(
+                    uow, programme_id=cafe.programme_id, reference="email:neu@kiezcafe.example"
+                )
+            except NotFound:
+                return None
+
+    page.goto(cafe.portal + "/login")
+    page.get_by_role("link", name="Noch nicht dabei? Jetzt mitmachen").click()
+    page.get_by_label("E-Mail-Adresse", exact=True).fill("Neu@Kiezcafe.example")
+    page.get_by_label("Dein Name (freiwillig)").fill("Jörg Neuß")
+    page.get_by_role("button", name="Mitmachen", exact=True).click()
+    # without accepting the terms: a message at the box, and nobody enrolled
+    expect(page.get_by_text("Bitte akzeptiere die Teilnahmebedingungen")).to_be_visible()
+    assert joined() is None
+    page.get_by_label("Ich akzeptiere die Teilnahmebedingungen").check()
+    page.get_by_role("button", name="Mitmachen", exact=True).click()
+    expect(page.get_by_text("6-stelliger Code")).to_be_visible()
+    member = joined()
+    assert member is not None
+    assert (member.name, member.locale) == ("Jörg Neuß", "de")
+    page.get_by_label("Code").fill(cafe.login_code(member.id))
+    page.get_by_role("button", name="Anmelden").click()
+    expect(page.get_by_role("heading", name="Zeig diesen Code an der Kasse")).to_be_visible()
+    # joining again with the same address enrols nobody twice: it is a log-in
+    page.context.clear_cookies()
+    page.goto(cafe.portal + "/join")
+    page.get_by_label("E-Mail-Adresse", exact=True).fill("neu@kiezcafe.example")
+    page.get_by_label("Ich akzeptiere die Teilnahmebedingungen").check()
+    page.get_by_role("button", name="Mitmachen", exact=True).click()
+    expect(page.get_by_text("6-stelliger Code")).to_be_visible()
+    assert joined() == member

@@ -122,7 +122,7 @@ def test_a_guest_sees_the_sign_up_call_to_action(
     page.goto(shop.origin() + path)
 
     signup = page.get_by_role("link", name="Jetzt mitmachen")
-    expect(signup).to_have_attribute("href", f"{listed.portal}/login")
+    expect(signup).to_have_attribute("href", f"{listed.portal}/join")
     expect(page.locator("[data-treu=balance]")).to_have_count(0)
     no_cookies(page, context)
 

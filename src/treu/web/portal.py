@@ -29,8 +29,9 @@ from treu.auth.member_login import (
 )
 from treu.auth.tokens import QR_STEP
 from treu.config import get_settings
-from treu.errors import NotFound, TreuError, Unauthenticated
-from treu.members.model import Channel, Member, MemberStatus
+from treu.errors import ErrorCode, NotFound, TreuError, Unauthenticated
+from treu.members.enrolment import enrol_member
+from treu.members.model import Channel, IdentifierKind, Member, MemberStatus
 from treu.members.service import get_member, record_consent, update_profile
 from treu.privacy.service import erase_member, export_member
 from treu.programmes.model import Programme
@@ -171,6 +172,67 @@ def login_request(p: Anyone, request: Request, form: Form) -> Response:
         return _too_many(p, exc, identifier, "identifier")
     # The same answer whether or not there is such a member: nobody learns who is one.
     return p.render("portal/login.html", step="code", identifier=identifier, error=None)
+
+
+@router.get("/join")
+def join_form(p: Anyone, ref: Annotated[str, Query(max_length=64)] = "") -> Response:
+    """Sign up: a guest becomes a member with their e-mail address (the shop widget's and the
+    referral link's destination); ``ref`` pre-fills a friend's referral code."""
+    if p.member is not None:
+        return p.redirect("/")
+    return p.render("portal/join.html", values={"referral_code": ref}, errors={})
+
+
+@router.post("/join")
+def join(p: Anyone, request: Request, form: Form) -> Response:
+    """Enrol, then send the log-in code to the address: entering it proves the address and
+    logs the new member in. An address that is a member already gets the same answer and a
+    code (nobody learns who is a member)."""
+    p.check_csrf(form.get("csrf_token"))
+    values = {
+        "email": form.text("email"),
+        "name": form.text("name", 200),
+        "referral_code": form.text("referral_code", 64),
+        "marketing": form.get("marketing"),
+    }
+    errors: dict[str, str] = {}
+    if not values["email"]:
+        errors["email"] = p.fmt.gettext("Please enter your e-mail address.")
+    if not form.get("terms"):
+        errors["terms"] = p.fmt.gettext("Please accept the programme's terms to join.")
+    if errors:
+        return p.render("portal/join.html", 422, values=values, errors=errors)
+    try:
+        check_login(request, "member_codes", values["email"])
+        p.rt.write(
+            lambda uow: enrol_member(
+                uow,
+                programme_id=p.programme.id,
+                identifiers_={IdentifierKind.EMAIL: values["email"]},
+                name=values["name"] or None,
+                locale=p.page.lang,
+                consents_={Channel.EMAIL: True} if values["marketing"] else None,
+                source="portal",
+                referral_code=values["referral_code"] or None,
+                client_address=request.client.host if request.client else None,
+            )
+        )
+    except TreuError as exc:
+        if exc.code is not ErrorCode.DUPLICATE_IDENTIFIER:
+            field = "referral_code" if "referral" in exc.code else "email"
+            errors[field] = message_for(exc, p.fmt)
+            return p.render("portal/join.html", 422, values=values, errors=errors)
+    except HTTPException as exc:  # rate limited
+        return _too_many(p, exc, values["email"], "identifier")
+    p.rt.write(
+        lambda uow: request_login_code(
+            uow,
+            programme_id=p.programme.id,
+            identifier=values["email"],
+            server_secret=p.rt.secret,
+        )
+    )
+    return p.render("portal/login.html", step="code", identifier=values["email"], error=None)
 
 
 @router.post("/login/code")

@@ -175,8 +175,9 @@ def _guest(fmt: Formats, name: str, portal: str) -> dict[str, str]:
         "title": name,
         "text": fmt.gettext("Collect points with every purchase and swap them for rewards."),
         "action": fmt.gettext("Join now"),
-        "url": f"{portal}/login",
+        "url": f"{portal}/join",
         "login": fmt.gettext("Already a member? Log in"),
+        "login_url": f"{portal}/login",
     }
 
 

@@ -60,7 +60,7 @@
     box.appendChild(el("p", {}, g.text));
     var join = el("a", { class: "button", href: signup || g.url, "data-treu": "signup" }, g.action);
     box.appendChild(join);
-    box.appendChild(el("p", { class: "muted" })).appendChild(el("a", { href: g.url }, g.login));
+    box.appendChild(el("p", { class: "muted" })).appendChild(el("a", { href: g.login_url }, g.login));
   }
 
   var count = 0;
