@@ -8,17 +8,14 @@ browser is not optional: without it the run stops with an error rather than skip
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from sqlalchemy import Engine
 from web_support import Cafe, make_cafe
 
+from serving import serve_app
 from treu.api.app import create_app
 from treu.api.ratelimit import RateLimiter
 
@@ -30,20 +27,8 @@ def server(engine: Engine) -> Iterator[str]:
     app = create_app(engine)
     # One browser logs in many times from one address; the limit per identifier stays real.
     app.state.rate_limiter = RateLimiter(per_key="100000/minute", per_address="100000/minute")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_app(app) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
-"""A second web server for the tests that need another origin or another application: a shop's
-static pages (the widget embedded elsewhere), the demo's own application."""
+"""Web servers for the tests that need a real one: an application under uvicorn on a free port
+(the API tests of the server itself, the browser tests, the demo's own application) and a
+shop's static pages on another origin (the widget embedded elsewhere)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def serve_app(app: Any) -> Iterator[str]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # importing and starting is slow on a loaded machine
     while not server.started:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.02)
