@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 from rich.console import Console
-from serving import serve_app
 from sqlalchemy import Engine
 
+from serving import serve_app
 from treu.api.app import create_app
 from treu.demo import demo_app, demo_logins, open_demo, print_logins
 from treu.storage.engine import make_engine

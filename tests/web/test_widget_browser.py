@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
-from serving import StaticSite
 from web_support import CAPPUCCINO, KUCHEN, Cafe, cafe_document
 
+from serving import StaticSite
 from treu.auth.model import Scope
 from treu.auth.service import create_api_key
 from treu.ledger.service import get_balances
